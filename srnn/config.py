@@ -1,0 +1,129 @@
+"""One flat, typed configuration for a model and its training run.
+
+Presets hold the paper's settings (supplementary section 1 and FACTS.md section 2);
+anything can be overridden by keyword, and a config round-trips through JSON so that a
+run can always be audited or resumed from what it saved.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+
+OUTPUTS = ("gaussian", "bernoulli")
+INFERENCES = ("smoothing", "filtering")
+KL_SCHEDULES = ("linear_update", "linear_epochs", "constant")
+
+
+@dataclass
+class Config:
+    """Sizes follow the paper's names: d (deterministic GRU), z (latent), a (inference GRU)."""
+
+    name: str = "custom"
+    # --- model (FACTS.md section 1) ---
+    x_dim: int = 200                 # 200-sample audio frames or 88 piano keys
+    output: str = "gaussian"         # p(x_t | z_t, d_t): "gaussian" (speech) or "bernoulli" (music)
+    d_dim: int = 1024                # GRU units, for d_t and for the backward a_t
+    z_dim: int = 256
+    mlp_dim: int = 512               # units of every dense hidden layer
+    phi_layers: int = 2              # feature extractor shared by u_t and x_t
+    emission_layers: int = 2         # hidden layers of the emission MLP on [d_t, z_t]
+    inference: str = "smoothing"     # "smoothing" (backward GRU) or "filtering" (MLP)
+    resq: bool = True                # mu_q = mu_p + delta (residual posterior mean)
+    small_last_init: bool = True     # Uniform(-1e-3, 1e-3) last layers (the speech models)
+    # --- training (FACTS.md section 2) ---
+    batch_size: int = 64
+    window: int = 40                 # truncated-BPTT steps per update (0.5 s of speech)
+    lr: float = 1e-3
+    adam_eps: float = 1e-4
+    epochs: int = 50
+    lr_decay_start: int = 15         # epochs at the full rate, then lr /= lr_decay each epoch
+    lr_decay: float = 1.1
+    clip_norm: float = 3000.0        # total gradient norm, then ...
+    clip_value: float = 1000.0       # ... every element to [-clip_value, clip_value]
+    kl_schedule: str = "linear_update"
+    kl_start: float = 0.2
+    kl_increment: float = 3e-4       # per update, for "linear_update"
+    kl_epochs: int = 20              # ramp length, for "linear_epochs"
+    valid_every: int = 1             # epochs between validations
+    seed: int = 1234
+    device: str = "auto"
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kind = {"int": int, "float": (int, float), "bool": bool, "str": str}[f.type]
+            if not isinstance(value, kind) or (f.type == "int" and isinstance(value, bool)):
+                raise TypeError(f"config field {f.name!r} must be {f.type}, got {value!r}")
+        for name in ("x_dim", "d_dim", "z_dim", "mlp_dim", "batch_size", "window",
+                     "epochs", "valid_every", "kl_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"config field {name!r} must be at least 1, got {getattr(self, name)}")
+        for name in ("phi_layers", "emission_layers", "lr_decay_start"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"config field {name!r} must be >= 0, got {getattr(self, name)}")
+        for name, allowed in (("output", OUTPUTS), ("inference", INFERENCES),
+                              ("kl_schedule", KL_SCHEDULES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"config field {name!r} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.lr <= 0 or self.adam_eps <= 0 or self.lr_decay < 1:
+            raise ValueError("lr and adam_eps must be > 0 and lr_decay >= 1 (it divides the rate)")
+        if not 0 <= self.kl_start <= 1 or self.kl_increment < 0:
+            raise ValueError("kl_start must lie in [0, 1] and kl_increment must be >= 0")
+
+    @property
+    def variant(self) -> str:
+        """The paper's name for the model variant, e.g. 'smooth+Resq'."""
+        return ("smooth" if self.inference == "smoothing" else "filt") + ("+Resq" if self.resq else "")
+
+    def replace(self, **overrides) -> "Config":
+        _check_names(overrides)
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Config":
+        _check_names(data)
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Config":
+        return cls.from_dict(json.loads(text))
+
+
+def _check_names(data: dict) -> None:
+    known = {f.name for f in fields(Config)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown config field(s) {unknown}; known fields: {sorted(known)}")
+
+
+# The paper's settings. Speech: supplementary 1.1; music: supplementary 1.2 and the
+# original code's run() defaults (FACTS.md section 2).
+PRESETS: dict[str, dict] = {
+    "blizzard": dict(x_dim=200, output="gaussian", d_dim=2048, z_dim=256, mlp_dim=1024,
+                     emission_layers=2, batch_size=128, lr=3e-4, kl_increment=1e-4,
+                     seed=1234),
+    "timit": dict(x_dim=200, output="gaussian", d_dim=1024, z_dim=256, mlp_dim=512,
+                  emission_layers=2, batch_size=64, lr=1e-3, kl_increment=3e-4, seed=1234),
+    "music": dict(x_dim=88, output="bernoulli", d_dim=300, z_dim=100, mlp_dim=500,
+                  emission_layers=1, small_last_init=False, batch_size=16, window=100,
+                  lr=1e-3, lr_decay_start=20, lr_decay=1.2, clip_norm=1.0, clip_value=10.0,
+                  kl_schedule="linear_epochs", kl_epochs=20, seed=123),
+    # Small sizes for tests and CPU smoke runs; not a paper setting.
+    "tiny": dict(x_dim=8, output="gaussian", d_dim=12, z_dim=4, mlp_dim=16,
+                 batch_size=4, window=10, epochs=3, seed=0),
+}
+
+
+def preset(name: str, **overrides) -> Config:
+    """The named preset ('blizzard', 'timit', 'music', 'tiny') with keyword overrides."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    _check_names(overrides)
+    return Config(**{"name": name, **PRESETS[name], **overrides})

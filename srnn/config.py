@@ -115,6 +115,10 @@ PRESETS: dict[str, dict] = {
                   emission_layers=1, small_last_init=False, batch_size=16, window=100,
                   lr=1e-3, lr_decay_start=20, lr_decay=1.2, clip_norm=1.0, clip_value=10.0,
                   kl_schedule="linear_epochs", kl_epochs=20, seed=123),
+    # Small sizes for the embedded speech sample on a CPU; not a paper setting.
+    "speech_small": dict(x_dim=200, output="gaussian", d_dim=64, z_dim=16, mlp_dim=64,
+                         emission_layers=2, batch_size=16, lr=1e-3, kl_increment=2e-3,
+                         epochs=10, lr_decay_start=10, seed=1234),
     # Small sizes for tests and CPU smoke runs; not a paper setting.
     "tiny": dict(x_dim=8, output="gaussian", d_dim=12, z_dim=4, mlp_dim=16,
                  batch_size=4, window=10, epochs=3, seed=0),
@@ -122,7 +126,7 @@ PRESETS: dict[str, dict] = {
 
 
 def preset(name: str, **overrides) -> Config:
-    """The named preset ('blizzard', 'timit', 'music', 'tiny') with keyword overrides."""
+    """The named preset (see PRESETS) with keyword overrides."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     _check_names(overrides)

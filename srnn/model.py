@@ -1,0 +1,297 @@
+"""SRNN: the generative model p(x, z | u) and the inference network q(z | x, u).
+
+Fraccaro et al. 2016, section 3 and FACTS.md section 1. Shapes use B (batch), T (steps),
+K (importance samples) and the paper's names: u_t = x_{t-1}, d_t deterministic state,
+z_t latent state, a_t the inference network's summary of x_{t:T}.
+
+Only the z-chain is sequential. phi, the d GRU and the backward a GRU run over the whole
+sequence at once; the parts of the prior/posterior first layers that depend on d_t and
+a_t are computed for all steps before the loop; the prior log-variance, the emission, the
+KL and the likelihood are computed after the loop in one batch.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .batching import shifted_input
+from .config import Config
+
+VAR_FLOOR = 1e-6       # var = exp(logvar) + 1e-6 for prior and posterior (original code)
+BERNOULLI_EPS = 1e-7   # log(p + eps), log(1 - p + eps) (original code)
+LOG_2PI = math.log(2 * math.pi)
+
+
+def act(h: torch.Tensor) -> torch.Tensor:
+    """The paper's nonlinearity: leaky ReLU with slope 1/3, clipped to [-3, 3]."""
+    return torch.clamp(F.leaky_relu(h, 1 / 3), -3.0, 3.0)
+
+
+def std(logvar: torch.Tensor) -> torch.Tensor:
+    return torch.sqrt(torch.exp(logvar) + VAR_FLOOR)
+
+
+def gaussian_log_prob(x, mu, logvar):
+    """log N(x; mu, exp(logvar)), summed over the last axis (no floor: the speech output)."""
+    return -0.5 * (LOG_2PI + logvar + (x - mu) ** 2 * torch.exp(-logvar)).sum(-1)
+
+
+def floored_log_prob(z, mu, logvar):
+    """log N(z; mu, exp(logvar) + 1e-6), summed over the last axis (prior and posterior)."""
+    var = torch.exp(logvar) + VAR_FLOOR
+    return -0.5 * (LOG_2PI + torch.log(var) + (z - mu) ** 2 / var).sum(-1)
+
+
+def gaussian_kl(mu_q, logvar_q, mu_p, logvar_p):
+    """KL(N(mu_q, var_q) || N(mu_p, var_p)) per dimension, both variances floored."""
+    var_q, var_p = torch.exp(logvar_q) + VAR_FLOOR, torch.exp(logvar_p) + VAR_FLOOR
+    return 0.5 * (torch.log(var_p) - torch.log(var_q) + (var_q + (mu_q - mu_p) ** 2) / var_p - 1)
+
+
+class MLP(nn.Module):
+    """Dense layers, each followed by the clipped leaky ReLU."""
+
+    def __init__(self, in_dim: int, hidden: int, layers: int):
+        super().__init__()
+        sizes = [in_dim] + [hidden] * layers
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:]))
+        self.out_dim = sizes[-1]
+
+    def forward(self, h):
+        for layer in self.layers:
+            h = act(layer(h))
+        return h
+
+
+class GaussianHead(nn.Module):
+    """N(mu, var) over z_t from [c_t, z_{t-1}]: one one-hidden-layer MLP for mu and one for
+    log var. c_t is d_t for the prior p(z_t | z_{t-1}, d_t) and a_t for the posterior
+    q(z_t | z_{t-1}, a_t). The two hidden layers are stored side by side in ``hidden``."""
+
+    def __init__(self, c_dim: int, z_dim: int, hidden: int):
+        super().__init__()
+        self.c_dim, self.n = c_dim, hidden
+        self.hidden = nn.Linear(c_dim + z_dim, 2 * hidden)
+        self.mu = nn.Linear(hidden, z_dim)
+        self.logvar = nn.Linear(hidden, z_dim)
+
+    def forward(self, c, z_prev):
+        """Plain form: (mu, logvar) from the concatenation [c, z_prev]."""
+        return self.from_hidden(act(self.hidden(torch.cat([c, z_prev], -1))))
+
+    def c_part(self, c):
+        """The c-dependent part of the hidden pre-activation, for all steps at once."""
+        return F.linear(c, self.hidden.weight[:, :self.c_dim], self.hidden.bias)
+
+    def z_weight(self):
+        return self.hidden.weight[:, self.c_dim:]
+
+    def from_hidden(self, h):
+        return self.mu(h[..., :self.n]), self.logvar(h[..., self.n:])
+
+    def split(self, c_pre, z_prev):
+        """(mu, logvar) from a precomputed ``c_part`` and z_{t-1}: the same function."""
+        return self.from_hidden(act(c_pre + F.linear(z_prev, self.z_weight())))
+
+
+class Emission(nn.Module):
+    """p(x_t | z_t, d_t): an MLP on [d_t, z_t], then Bernoulli logits (music) or a
+    factorized Gaussian with linear mean and linear log-variance (speech)."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.gaussian = cfg.output == "gaussian"
+        self.mlp = MLP(cfg.d_dim + cfg.z_dim, cfg.mlp_dim, cfg.emission_layers)
+        self.out = nn.Linear(self.mlp.out_dim, cfg.x_dim * (2 if self.gaussian else 1))
+
+    def forward(self, d, z):
+        return self.out(self.mlp(torch.cat([d, z], -1)))
+
+    def log_prob(self, params, x):
+        if self.gaussian:
+            mu, logvar = params.chunk(2, -1)
+            return gaussian_log_prob(x, mu, logvar)
+        p = torch.sigmoid(params)
+        return (x * torch.log(p + BERNOULLI_EPS) + (1 - x) * torch.log(1 - p + BERNOULLI_EPS)).sum(-1)
+
+    def sample(self, params, mean_only: bool = False):
+        if self.gaussian:
+            mu, logvar = params.chunk(2, -1)
+            return mu if mean_only else mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        p = torch.sigmoid(params)
+        return p if mean_only else torch.bernoulli(p)
+
+
+@dataclass
+class State:
+    """What the next window needs: d_T (B, d_dim) and the last sample z_T (K*B, z_dim)."""
+
+    d: torch.Tensor
+    z: torch.Tensor
+
+    def detach(self) -> "State":
+        return State(self.d.detach(), self.z.detach())
+
+
+@dataclass
+class Output:
+    """Per-step terms, (K*B, T), zero at masked steps; row k*B + b is sample k of sequence b.
+
+    ll = log p(x_t | z_t, d_t); kl = KL(q(z_t | z_{t-1}, a_t) || p(z_t | z_{t-1}, d_t));
+    log_w = ll + log p(z_t | .) - log q(z_t | .) at the sampled z_t (for importance weights).
+    """
+
+    ll: torch.Tensor
+    kl: torch.Tensor
+    log_w: torch.Tensor
+    kl_dim: torch.Tensor    # (K*B, T, z_dim): the KL per latent dimension
+    z: torch.Tensor         # (K*B, T, z_dim): the posterior sample path
+    state: State
+
+
+def reverse_padded(h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each row's first ``lengths[b]`` steps along dim 1, leaving padding in place."""
+    t = torch.arange(h.shape[1], device=h.device)
+    idx = torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)
+    return h.gather(1, idx[:, :, None].expand_as(h))
+
+
+class SRNN(nn.Module):
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+        self.phi = MLP(cfg.x_dim, cfg.mlp_dim, cfg.phi_layers)        # shared by u_t and x_t
+        f = self.phi.out_dim
+        self.gru_d = nn.GRU(f, cfg.d_dim, batch_first=True)           # d_t = GRU(d_{t-1}, phi(u_t))
+        if cfg.inference == "smoothing":                               # a_t = GRU(a_{t+1}, [d_t, phi(x_t)])
+            self.gru_a = nn.GRU(cfg.d_dim + f, cfg.d_dim, batch_first=True)
+        else:                                                          # a_t = MLP([d_t, phi(x_t)])
+            self.mlp_a = nn.Linear(cfg.d_dim + f, cfg.d_dim)
+        self.prior = GaussianHead(cfg.d_dim, cfg.z_dim, cfg.mlp_dim)
+        self.posterior = GaussianHead(cfg.d_dim, cfg.z_dim, cfg.mlp_dim)
+        self.emission = Emission(cfg)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Glorot-normal dense layers, orthogonal GRU matrices (per gate), zero biases;
+        for speech, Uniform(-1e-3, 1e-3) last layers of prior, posterior and emission."""
+        for name, p in self.named_parameters():
+            if name.endswith("bias") or "bias_" in name:
+                nn.init.zeros_(p)
+            elif "gru" in name:
+                for gate in p.data.chunk(3, 0):
+                    nn.init.orthogonal_(gate)
+            else:
+                nn.init.xavier_normal_(p)
+        if self.cfg.small_last_init:
+            for layer in (self.prior.mu, self.prior.logvar, self.posterior.mu,
+                          self.posterior.logvar, self.emission.out):
+                nn.init.uniform_(layer.weight, -1e-3, 1e-3)
+
+    def initial_state(self, batch_size: int, samples: int = 1) -> State:
+        w = self.prior.mu.weight
+        return State(w.new_zeros(batch_size, self.cfg.d_dim),
+                     w.new_zeros(samples * batch_size, self.cfg.z_dim))
+
+    def forward(self, x, u, mask=None, state: State | None = None, samples: int = 1,
+                noise: torch.Tensor | None = None) -> Output:
+        """One pass over a window. x, u: (B, T, x_dim); mask: (B, T), ones then zeros;
+        state from the previous window (None: zeros); noise: (T, K*B, z_dim) standard
+        normal draws (None: fresh ones)."""
+        B, T = self._check(x, u, mask, state, samples, noise)
+        mask = x.new_ones(B, T) if mask is None else mask.to(x.dtype)
+        state = self.initial_state(B, samples) if state is None else state
+        K, cfg = samples, self.cfg
+
+        # Everything that depends only on observed data, over the whole window at once.
+        phi_u, phi_x = self.phi(torch.cat([u, x])).split(B)
+        d, d_last = self.gru_d(phi_u, state.d[None].contiguous())
+        dx = torch.cat([d, phi_x], -1)
+        if cfg.inference == "smoothing":
+            lengths = mask.sum(1).long()
+            a = reverse_padded(self.gru_a(reverse_padded(dx, lengths))[0], lengths)
+        else:
+            a = act(self.mlp_a(dx))
+        # First-layer parts that depend on d_t and a_t, time-major: (T, K*B, .)
+        pre, pre_p = self.posterior.c_part(a), self.prior.c_part(d)
+        w_z = self.posterior.z_weight()
+        if cfg.resq:
+            pre = torch.cat([pre, pre_p[..., :cfg.mlp_dim]], -1)
+            w_z = torch.cat([w_z, self.prior.z_weight()[:cfg.mlp_dim]])
+        pre = pre.transpose(0, 1).repeat(1, K, 1)
+        eps = torch.randn(T, K * B, cfg.z_dim, dtype=x.dtype, device=x.device) if noise is None else noise
+
+        # The z-chain: z_t ~ q(z_t | z_{t-1}, a_t), the only sequential loop.
+        z, n = state.z, 2 * cfg.mlp_dim
+        zs, mus, logvars = [], [], []
+        for t in range(T):
+            h = act(torch.addmm(pre[t], z, w_z.t()))
+            mu, logvar = self.posterior.from_hidden(h[:, :n])
+            if cfg.resq:
+                mu = mu + self.prior.mu(h[:, n:])
+            z = mu + std(logvar) * eps[t]
+            zs.append(z), mus.append(mu), logvars.append(logvar)
+        z_seq = torch.stack(zs, 1)                                     # (K*B, T, z)
+        mu_q, logvar_q = torch.stack(mus, 1), torch.stack(logvars, 1)
+
+        # After the loop, in one batch: prior, emission, KL and likelihood.
+        z_prev = torch.cat([state.z[:, None], z_seq[:, :-1]], 1)
+        d_k, x_k, m_k = d.repeat(K, 1, 1), x.repeat(K, 1, 1), mask.repeat(K, 1)
+        mu_p, logvar_p = self.prior.split(pre_p.repeat(K, 1, 1), z_prev)
+        ll = self.emission.log_prob(self.emission(d_k, z_seq), x_k)
+        kl_dim = gaussian_kl(mu_q, logvar_q, mu_p, logvar_p) * m_k[..., None]
+        log_w = ll + floored_log_prob(z_seq, mu_p, logvar_p) - floored_log_prob(z_seq, mu_q, logvar_q)
+        return Output(ll=ll * m_k, kl=kl_dim.sum(-1), log_w=log_w * m_k, kl_dim=kl_dim,
+                      z=z_seq, state=State(d_last[0], z))
+
+    def _check(self, x, u, mask, state, samples, noise):
+        if not (torch.is_tensor(x) and torch.is_tensor(u)) or x.dim() != 3 or x.shape != u.shape:
+            raise ValueError(f"x and u must be tensors of one shape (batch, steps, {self.cfg.x_dim}); "
+                             f"got {getattr(x, 'shape', type(x))} and {getattr(u, 'shape', type(u))}")
+        B, T, D = x.shape
+        if D != self.cfg.x_dim:
+            raise ValueError(f"x has {D} features per step but the model expects x_dim={self.cfg.x_dim}")
+        dtype = self.prior.mu.weight.dtype
+        if x.dtype != dtype or u.dtype != dtype:
+            raise TypeError(f"x and u are {x.dtype}/{u.dtype} but the model is {dtype}: "
+                            f"convert the data with .to({dtype}) (or the model with .to(dtype))")
+        if mask is not None:
+            if mask.shape != (B, T):
+                raise ValueError(f"mask must be (batch, steps) = {(B, T)}, got {tuple(mask.shape)}")
+            if ((mask != 0) & (mask != 1)).any() or (mask[:, 1:] > mask[:, :-1]).any():
+                raise ValueError("mask must hold ones for real steps followed by zeros for padding")
+        if samples < 1:
+            raise ValueError(f"samples must be >= 1, got {samples}")
+        if state is not None and (state.d.shape != (B, self.cfg.d_dim)
+                                  or state.z.shape != (samples * B, self.cfg.z_dim)):
+            raise ValueError(f"state has d {tuple(state.d.shape)} and z {tuple(state.z.shape)}; "
+                             f"expected {(B, self.cfg.d_dim)} and {(samples * B, self.cfg.z_dim)}")
+        if noise is not None and noise.shape != (T, samples * B, self.cfg.z_dim):
+            raise ValueError(f"noise must be (steps, samples*batch, z_dim) = "
+                             f"{(T, samples * B, self.cfg.z_dim)}, got {tuple(noise.shape)}")
+        return B, T
+
+    @torch.no_grad()
+    def generate(self, steps: int, batch_size: int = 1, prefix_x: torch.Tensor | None = None,
+                 mean_output: bool = False) -> torch.Tensor:
+        """Sample x_{1:steps} from p, stepping d on the model's own samples. With a prefix
+        (B, T0, x_dim) the state is first inferred from it and generation continues it.
+        ``mean_output`` feeds back the emission mean instead of a sample."""
+        if prefix_x is not None:
+            state = self(prefix_x, shifted_input(prefix_x)).state
+            d, z, x = state.d, state.z, prefix_x[:, -1]
+        else:
+            state = self.initial_state(batch_size)
+            d, z, x = state.d, state.z, state.d.new_zeros(batch_size, self.cfg.x_dim)
+        out = []
+        for _ in range(steps):
+            d = self.gru_d(self.phi(x)[:, None], d[None].contiguous())[1][0]
+            mu, logvar = self.prior(d, z)
+            z = mu + std(logvar) * torch.randn_like(mu)
+            x = self.emission.sample(self.emission(d, z), mean_only=mean_output)
+            out.append(x)
+        return torch.stack(out, 1)

@@ -1,0 +1,194 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The model
+#
+# This page follows section 3 of {cite:t}`fraccaro2016srnn`: the generative model, the
+# structured inference network, and the bound that trains both. Each equation is followed
+# by the code of `srnn` that computes it, included from the package's source files, so
+# the two cannot drift apart. The last section runs a small model to show what a forward
+# pass returns.
+
+# %% tags=["parameters"]
+profile = "smoke"
+preset_name = "tiny"   # srnn.config preset of the demonstration model
+steps = 25             # length of the random demonstration sequences
+batch_size = 3
+
+# %% [markdown]
+# ## The generative model
+#
+# The observations are $x_{1:T}$ and the inputs are the same sequence shifted by one step,
+# $u_t = x_{t-1}$ with $u_1 = 0$, so the model predicts each frame from the ones before it.
+# A feature extractor $\phi$ (two dense layers) maps each input, and a GRU
+# {cite:p}`chung2014gru` turns the features into deterministic states,
+#
+# $$
+# d_t = f_{\theta_d}\big(d_{t-1}, \phi(u_t)\big).
+# $$
+#
+# The stochastic layer is a chain of Gaussian latent states whose transition depends on
+# the deterministic state below it,
+#
+# $$
+# p_{\theta_z}(z_t \mid z_{t-1}, d_t) = \mathcal{N}\big(z_t;\ \mu^{(p)}_t, v^{(p)}_t\big),
+# \qquad
+# \big[\mu^{(p)}_t, \log v^{(p)}_t\big] = \mathrm{NN}^{(p)}(z_{t-1}, d_t),
+# $$
+#
+# and the emission reads both states,
+# $p_{\theta_x}(x_t \mid z_t, d_t)$: a factorized Gaussian with a linear mean and a
+# linear log-variance for raw speech, independent Bernoulli variables over the 88 piano
+# keys for music. Together,
+#
+# $$
+# p_\theta(x_{1:T}, z_{1:T} \mid u_{1:T}, z_0, d_0)
+#   = \prod_{t=1}^{T} p_{\theta_x}(x_t \mid z_t, d_t)\, p_{\theta_z}(z_t \mid z_{t-1}, d_t).
+# $$
+#
+# Every hidden layer uses a leaky rectifier with slope 1/3, clipped to $[-3, 3]$:
+#
+# ```{literalinclude} ../../srnn/model.py
+# :pyobject: act
+# ```
+#
+# The prior and the posterior share one shape of network: one hidden layer for the mean
+# and one for the log-variance, both reading the concatenation of a context vector
+# ($d_t$ for the prior, $a_t$ for the posterior) and $z_{t-1}$. A floor of $10^{-6}$ is
+# added to both variances, as in the authors' code.
+#
+# ```{literalinclude} ../../srnn/model.py
+# :pyobject: GaussianHead
+# ```
+#
+# ```{literalinclude} ../../srnn/model.py
+# :pyobject: Emission
+# ```
+
+# %% [markdown]
+# ## The inference network
+#
+# Given $d_{1:T}$, the true posterior factorizes as
+# $p(z_{1:T} \mid d_{1:T}, x_{1:T}) = \prod_t p(z_t \mid z_{t-1}, d_{t:T}, x_{t:T})$: the
+# latent state at step $t$ needs the previous latent state and everything from $t$ on.
+# SRNN's inference network copies this structure. A backward GRU over the deterministic
+# states and the shared features of the observations summarizes the future,
+#
+# $$
+# a_t = g_{\varphi_a}\big(a_{t+1}, [d_t, \phi(x_t)]\big),
+# \qquad
+# q_\varphi(z_t \mid z_{t-1}, a_t) = \mathcal{N}\big(z_t;\ \mu^{(q)}_t, v^{(q)}_t\big).
+# $$
+#
+# This is the *smoothing* variant. The *filtering* variant replaces the backward GRU by a
+# dense layer on $[d_t, \phi(x_t)]$, so $q$ sees only the present. With **Resq** the
+# posterior network does not output its mean directly but a correction to the prior's
+# mean at the same step and the same $z_{t-1}$,
+#
+# $$
+# \mu^{(q)}_t = \mu^{(p)}_t + \Delta\mu_t ,
+# $$
+#
+# so early in training, when the correction is near zero, the posterior starts at the
+# prior and the KL term is small. The constructor builds the parts named above:
+#
+# ```{literalinclude} ../../srnn/model.py
+# :pyobject: SRNN.__init__
+# ```
+
+# %% [markdown]
+# ## The evidence lower bound
+#
+# Because $d_{1:T}$ is a deterministic function of the inputs, the bound is a sum over
+# steps of an expected log-likelihood minus a KL divergence between two Gaussians, which
+# is computed in closed form given the sampled $z_{t-1}$:
+#
+# $$
+# \mathcal{F}(\theta, \varphi) = \sum_{t=1}^{T}
+#   \mathbb{E}_{q^\star_\varphi(z_{t-1})}\Big[
+#     \mathbb{E}_{q_\varphi(z_t \mid z_{t-1}, a_t)} \log p_{\theta_x}(x_t \mid z_t, d_t)
+#     - \beta\, \mathrm{KL}\big(q_\varphi(z_t \mid z_{t-1}, a_t)\,\big\|\,
+#                                p_{\theta_z}(z_t \mid z_{t-1}, d_t)\big)\Big].
+# $$
+#
+# One sample path of $z_{1:T}$ estimates the outer expectations, and the
+# reparameterization $z_t = \mu^{(q)}_t + \sqrt{v^{(q)}_t}\,\epsilon_t$ carries the
+# gradient through it {cite:p}`kingma2014vae,rezende2014`. The temperature $\beta$ grows
+# from a small value to 1 during training (KL annealing, see the *Experiments* pages).
+# The forward pass runs everything that depends only on observed data over the whole
+# window at once; the chain of posterior samples is the one loop over time:
+#
+# ```{literalinclude} ../../srnn/model.py
+# :pyobject: SRNN.forward
+# ```
+#
+# ```{literalinclude} ../../srnn/model.py
+# :pyobject: gaussian_kl
+# ```
+#
+# Training minimizes the negative bound per observed step:
+#
+# ```{literalinclude} ../../srnn/objective.py
+# :pyobject: training_loss
+# ```
+#
+# The importance-weighted bound of {cite:t}`burda2016iwae` with $K$ posterior samples is
+# tighter; `srnn.evaluate` reports it next to the ELBO when asked for $K > 1$ samples.
+
+# %% [markdown]
+# ## Sizes
+#
+# The paper chose its sizes to roughly match the number of parameters of VRNN
+# {cite:p}`chung2015vrnn`. The presets of `srnn.config` hold the paper's settings; the
+# table counts the parameters of the smoothing + Resq model for each.
+
+# %% tags=["remove-input"]
+import torch
+from myst_nb import glue
+
+from srnn.config import preset
+from srnn.model import SRNN
+from srnn.plots import markdown_table
+
+sizes = []
+for name in ("blizzard", "timit", "music"):
+    cfg = preset(name)
+    with torch.device("meta"):   # shapes only: no memory, no initialization cost
+        count = sum(p.numel() for p in SRNN(cfg).parameters())
+    glue(f"params_{name}", count, display=False)
+    sizes.append((name, cfg.d_dim, cfg.z_dim, f"{cfg.mlp_dim} x {cfg.emission_layers}", cfg.output, f"{count:,}"))
+markdown_table(["preset", "GRU units (d, a)", "z", "MLP units x layers", "output", "parameters"], sizes,
+               caption="Model sizes of the paper's settings (smoothing + Resq).", name="tab-model-sizes")
+
+# %% [markdown]
+# ## One forward pass
+#
+# A small model on random binary data shows what the model returns: per-step terms of
+# shape (batch, steps), zero where the mask marks padding, and the state to carry into the
+# next window.
+
+# %%
+from srnn.batching import shifted_input
+
+torch.manual_seed(0)
+cfg = preset(preset_name, output="bernoulli")
+model = SRNN(cfg)
+x = torch.bernoulli(torch.full((batch_size, steps, cfg.x_dim), 0.3))
+u = shifted_input(x)                # u_t = x_{t-1}, u_1 = 0
+mask = torch.ones(batch_size, steps)
+mask[-1, steps // 2:] = 0          # the last sequence is half as long
+out = model(x, u, mask)
+{name: tuple(getattr(out, name).shape) for name in ("ll", "kl", "log_w", "kl_dim", "z")}
+
+# %%
+elbo_per_step = ((out.ll - out.kl).sum() / mask.sum()).item()
+glue("demo_elbo_per_step", elbo_per_step, display=False)
+print(f"ELBO per step of the untrained model: {elbo_per_step:.3f} nats "
+      f"(a uniform Bernoulli guess scores {cfg.x_dim * torch.log(torch.tensor(0.5)).item():.3f})")
+print("terms at padded steps are zero:", bool((out.ll[-1, steps // 2:] == 0).all()))

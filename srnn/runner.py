@@ -1,0 +1,229 @@
+"""Execute the book's notebooks as one batch with papermill: step 1 of ``make book``.
+
+    python -m srnn.runner --profile smoke --device cpu     # tiny settings, minutes on a CPU
+    python -m srnn.runner --profile paper --device cuda    # the paper's settings, a GPU box
+
+The notebooks are jupytext percent-format sources, ``book/notebooks/<notebook>.py``,
+each with one cell tagged ``parameters``. A page of the book that runs code is a file
+``book/pages/<page>.yml``::
+
+    notebook: training          # book/notebooks/training.py
+    parameters: {dataset: jsb}  # for every profile
+    smoke: {train: true}        # only for --profile smoke (overrides the above)
+    paper: {train: true}
+
+so one notebook can become several pages (one per data set). The runner converts each
+source with jupytext in memory, injects the page's parameters (plus ``profile`` and
+``device`` where the parameters cell declares them) and writes the executed notebook to
+``book/executed/<page>.ipynb``, a git-ignored folder that ``_toc.yml`` points at.
+Notebooks run with the repository root as working directory.
+
+The pages run in ``_toc.yml`` order, and the first failing cell stops the batch with the
+page, the source file, the cell and the error named; the failed notebook is moved to
+``book/executed/failed/`` so that the book cannot be built from it. This module is also
+a Sphinx extension (``_config.yml`` loads it) that refuses to build a book whose
+executed pages are missing or come from different profiles.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+EXECUTED = BOOK / "executed"
+PROFILES = ("smoke", "paper")
+INJECTED = ("profile", "device")   # given to every notebook that declares them
+PAGE_KEYS = {"notebook", "parameters", *PROFILES}
+RERUN = "python -m srnn.runner --profile smoke --device cpu"
+
+
+class BookError(Exception):
+    """Bad input to the batch: the message names the file and the fix."""
+
+
+@dataclass
+class Page:
+    """One executed page: a notebook source and the parameters papermill injects."""
+
+    name: str
+    source: Path
+    parameters: dict
+
+
+def toc_pages(toc: Path) -> list[str]:
+    """The executed pages ``_toc.yml`` lists (``file: executed/<page>``), in reading order."""
+    import yaml
+
+    found: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            file = node.get("file", "")
+            if file.startswith("executed/"):
+                found.append(file.removeprefix("executed/"))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(yaml.safe_load(toc.read_text()))
+    return found
+
+
+def read_notebook(source: Path):
+    """The jupytext source as an nbformat notebook, checked to have one parameters cell."""
+    import jupytext
+
+    if not source.is_file():
+        raise BookError(f"notebook source {source} does not exist; create it or fix 'notebook:' in the page file")
+    nb = jupytext.read(source)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    if len(tagged) != 1:
+        raise BookError(f"{source} must have exactly one cell tagged 'parameters' "
+                        f"(# %% tags=[\"parameters\"]), found {len(tagged)}")
+    return nb
+
+
+def declared_parameters(nb) -> list[str]:
+    """Names assigned at top level in the notebook's parameters cell."""
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    names = []
+    for node in ast.parse(cell.source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        names += [t.id for t in targets if isinstance(t, ast.Name)]
+    return names
+
+
+def load_page(path: Path, profile: str, device: str) -> Page:
+    """Read ``book/pages/<page>.yml`` for one profile and check its parameter names."""
+    import yaml
+
+    if not path.is_file():
+        raise BookError(f"_toc.yml lists executed/{path.stem} but {path} does not exist; "
+                        "add the page file or remove the entry from _toc.yml")
+    spec = yaml.safe_load(path.read_text()) or {}
+    unknown = sorted(set(spec) - PAGE_KEYS)
+    if unknown or "notebook" not in spec:
+        raise BookError(f"{path}: needs 'notebook:' and may only have the keys {sorted(PAGE_KEYS)}; "
+                        f"found unknown keys {unknown}")
+    source = BOOK / "notebooks" / f"{spec['notebook']}.py"
+    parameters = {**(spec.get("parameters") or {}), **(spec.get(profile) or {})}
+    declared = declared_parameters(read_notebook(source))
+    undeclared = sorted(set(parameters) - set(declared))
+    if undeclared:
+        raise BookError(f"{path}: parameter(s) {undeclared} are not in the parameters cell of {source}; "
+                        f"its parameters are {declared}")
+    injected = {"profile": profile, "device": device}
+    parameters.update({k: v for k, v in injected.items() if k in declared})
+    return Page(path.stem, source, parameters)
+
+
+def execute_page(page: Page, profile: str, out_dir: Path) -> Path:
+    """Run one page with papermill; on a failing cell raise a BookError that names it."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    nb = read_notebook(page.source)
+    nb.metadata["srnn"] = {"page": page.name, "profile": profile, "source": str(page.source.relative_to(ROOT))}
+    target = out_dir / f"{page.name}.ipynb"
+    try:
+        papermill.execute_notebook(nb, str(target), parameters=page.parameters, kernel_name="python3",
+                                   cwd=str(ROOT), progress_bar=False)
+    except PapermillExecutionError as err:
+        failed = out_dir / "failed"
+        failed.mkdir(exist_ok=True)
+        target.replace(failed / target.name)
+        first_line = err.source.strip().splitlines()[0] if err.source.strip() else ""
+        raise BookError(f"page {page.name!r} failed: {page.source.relative_to(ROOT)}, cell "
+                        f"In [{err.exec_count}] ({first_line!r}): {err.ename}: {err.evalue}\n"
+                        f"the failed notebook is {failed / target.name}") from None
+    return target
+
+
+def run_batch(profile: str, device: str, pages: list[str] | None = None,
+              out_dir: Path = EXECUTED) -> dict[str, float]:
+    """Execute the toc's pages (or the named subset) in order; seconds per page.
+
+    A full batch first clears ``out_dir`` so that no page of an earlier batch survives.
+    """
+    from tqdm import tqdm
+
+    if profile not in PROFILES:
+        raise BookError(f"unknown profile {profile!r}; choose one of {list(PROFILES)}")
+    names = toc_pages(BOOK / "_toc.yml")
+    unknown = sorted(set(pages or []) - set(names))
+    if unknown:
+        raise BookError(f"unknown page(s) {unknown}; _toc.yml lists {names}")
+    orphans = sorted({p.stem for p in (BOOK / "pages").glob("*.yml")} - set(names))
+    if orphans:
+        raise BookError(f"book/pages has page file(s) {orphans} that _toc.yml does not list; "
+                        "add them to _toc.yml as executed/<page> or delete them")
+    # Check every page before running any, so that a typo costs seconds, not a batch.
+    todo = [load_page(BOOK / "pages" / f"{n}.yml", profile, device) for n in names if not pages or n in pages]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not pages:
+        for old in out_dir.glob("**/*.ipynb"):
+            old.unlink()
+    seconds = {}
+    for page in (bar := tqdm(todo, desc=f"book ({profile})", unit="page")):
+        bar.set_postfix_str(page.name)
+        start = time.perf_counter()
+        execute_page(page, profile, out_dir)
+        seconds[page.name] = time.perf_counter() - start
+    return seconds
+
+
+def check_batch(book: Path) -> None:
+    """Every executed page of the toc exists and all come from one profile."""
+    import nbformat
+
+    profiles = {}
+    for name in toc_pages(book / "_toc.yml"):
+        path = book / "executed" / f"{name}.ipynb"
+        if not path.is_file():
+            raise BookError(f"executed page {path} is missing: the notebooks have not run (or one failed); "
+                            f"run `{RERUN}` first (or `make book`)")
+        profiles[name] = nbformat.read(path, as_version=4).metadata.get("srnn", {}).get("profile")
+    if len(set(profiles.values())) > 1:
+        raise BookError(f"the executed pages come from different profiles {profiles}; rerun the whole batch")
+
+
+def setup(app):
+    """Sphinx extension: stop the build before it renders an incomplete batch."""
+    from sphinx.errors import ExtensionError
+
+    def check(app):
+        try:
+            check_batch(Path(app.srcdir))
+        except BookError as err:
+            raise ExtensionError(str(err)) from None
+
+    app.connect("builder-inited", check)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", required=True, help=f"one of {list(PROFILES)}")
+    parser.add_argument("--device", default="cpu", help="torch device for the notebooks that train (cpu, cuda)")
+    parser.add_argument("--pages", nargs="*", help="run only these pages (default: all of _toc.yml)")
+    args = parser.parse_args(argv)
+    try:
+        seconds = run_batch(args.profile, args.device, args.pages)
+    except BookError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for name, s in seconds.items():
+        print(f"{s:7.1f} s  {name}")
+    print(f"{sum(seconds.values()):7.1f} s  in all; executed pages are in {EXECUTED.relative_to(ROOT)}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

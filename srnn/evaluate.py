@@ -1,0 +1,74 @@
+"""Test metrics: the ELBO and the importance-weighted bound, per step and per sequence.
+
+Batches whose ``reset`` is False continue the rows of the batch before them (the state is
+carried, and their steps are added to the same sequences), so a long sequence can be
+evaluated window by window exactly as it was trained. Two per-step estimators are given:
+``*_per_step_seq`` is the mean over sequences of each sequence's total divided by its
+length (what the original code reported for music), ``*_per_step`` divides the sum over all
+sequences by the number of steps. ``*_per_seq`` is the mean total per sequence (the speech
+metric: per 0.5 s window for Blizzard, per utterance for TIMIT).
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from tqdm.auto import tqdm
+
+from .batching import Batch
+from .model import SRNN
+from .objective import importance_weighted
+
+
+@torch.no_grad()
+def evaluate(model: SRNN, batches: Iterable[Batch], samples: int = 1, sample_chunk: int = 32,
+             progress: bool = False, desc: str = "evaluate") -> dict:
+    """Metrics over all sequences in ``batches``; with ``samples`` = K > 1 also the
+    importance-weighted bound with K samples (evaluated ``sample_chunk`` samples at a time)."""
+    device = next(model.parameters()).device
+    groups = [min(sample_chunk, samples - i) for i in range(0, samples, sample_chunk)]
+    done = {"ll": [], "kl": [], "log_w": [], "length": []}
+    run, states = None, [None] * len(groups)
+
+    def flush():
+        if run is not None:
+            real = run["length"] > 0
+            for key in done:
+                done[key].append(run[key][..., real])
+
+    for batch in tqdm(batches, desc=desc, disable=not progress, leave=False):
+        batch = batch.to(device)
+        B = batch.x.shape[0]
+        if batch.reset or run is None:
+            flush()
+            run = {"ll": torch.zeros(B, device=device), "kl": torch.zeros(B, device=device),
+                   "log_w": torch.zeros(samples, B, device=device), "length": torch.zeros(B, device=device)}
+            states = [None] * len(groups)
+        log_w = []
+        for g, k in enumerate(groups):
+            out = model(batch.x, batch.u, batch.mask, states[g], samples=k)
+            states[g] = out.state
+            run["ll"] += out.ll.sum(1).view(k, B).sum(0) / samples
+            run["kl"] += out.kl.sum(1).view(k, B).sum(0) / samples
+            log_w.append(out.log_w.sum(1).view(k, B))
+        run["log_w"] += torch.cat(log_w)
+        run["length"] += batch.mask.sum(1)
+    flush()
+    if not done["length"]:
+        raise ValueError("no sequences to evaluate: the batches were empty")
+    ll, kl, length = (torch.cat(done[k]).double() for k in ("ll", "kl", "length"))
+    elbo = ll - kl
+    metrics = _summary("elbo", elbo, length)
+    metrics.update(ll_per_step=(ll.sum() / length.sum()).item(), kl_per_step=(kl.sum() / length.sum()).item(),
+                   sequences=len(length), steps=int(length.sum().item()), samples=samples)
+    if samples > 1:
+        iw = importance_weighted(torch.cat(done["log_w"], 1).double())
+        metrics.update(_summary("iwae", iw, length))
+    metrics["per_sequence"] = {"elbo": elbo.tolist(), "length": length.tolist()}
+    return metrics
+
+
+def _summary(name: str, total: torch.Tensor, length: torch.Tensor) -> dict:
+    return {f"{name}_per_step": (total.sum() / length.sum()).item(),
+            f"{name}_per_step_seq": (total / length).mean().item(),
+            f"{name}_per_seq": total.mean().item()}

@@ -1,0 +1,162 @@
+"""Training: Adam, learning-rate decay, clipping, KL annealing, validation, checkpoints.
+
+The settings are the paper's (supplementary section 1, FACTS.md section 2). A run lives in
+one folder: ``config.json``, ``history.jsonl`` (one line per epoch, rewritten as the run
+goes), ``last.pt`` (to resume) and ``best.pt`` (best validation ELBO). Calling
+:func:`train` again on the same folder resumes from ``last.pt`` and continues with the same
+numbers as a run that was never interrupted.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from .batching import Batch
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import Config
+from .evaluate import evaluate
+from .model import SRNN, State
+from .objective import training_loss
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks the GPU when there is one."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def beta_at(cfg: Config, step: int, updates_per_epoch: int) -> float:
+    """KL temperature before update ``step`` (0-based): linear per update from kl_start by
+    kl_increment, linear from kl_start to 1 over kl_epochs epochs, or constant kl_start."""
+    if cfg.kl_schedule == "constant":
+        return cfg.kl_start
+    if cfg.kl_schedule == "linear_update":
+        return min(1.0, cfg.kl_start + cfg.kl_increment * step)
+    return min(1.0, cfg.kl_start + (1 - cfg.kl_start) * step / (cfg.kl_epochs * updates_per_epoch))
+
+
+def lr_at(cfg: Config, epoch: int) -> float:
+    """Learning rate in 0-based ``epoch``: full for lr_decay_start epochs, then divided by
+    lr_decay once more every epoch."""
+    return cfg.lr / cfg.lr_decay ** max(0, epoch + 1 - cfg.lr_decay_start)
+
+
+def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, *,
+          checkpoint_every: int = 500, progress: bool = True) -> list[dict]:
+    """Train (or resume) the run in ``run_dir``; return its history, one record per epoch.
+
+    ``train_data`` has ``len()`` (updates per epoch) and ``batches(epoch, start)``;
+    ``valid`` is a list of batches for :func:`~srnn.evaluate.evaluate`. ``last.pt`` is also
+    written every ``checkpoint_every`` updates inside an epoch.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model = SRNN(cfg).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+    pos = {"epoch": 0, "batch": 0, "step": 0, "sums": _zero_sums()}
+    history, best, state, elapsed = [], -math.inf, None, 0.0
+
+    last = run_dir / "last.pt"
+    if last.exists():
+        ck = load_checkpoint(last)
+        if ck["config"] != cfg.to_dict():
+            raise ValueError(f"{run_dir} holds a run with another config (see {run_dir}/config.json); "
+                             f"train into a new folder or delete the old run")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        pos, history, best, elapsed = ck["position"], ck["history"], ck["best"], ck["elapsed"]
+        state = None if ck["state"] is None else State(*(t.to(device) for t in ck["state"]))
+        torch.set_rng_state(ck["rng"])
+        if device.type == "cuda" and ck.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(ck["cuda_rng"], device)
+    (run_dir / "config.json").write_text(cfg.to_json())
+
+    def checkpoint(path: Path, extra: dict | None = None):
+        save_checkpoint(path, {
+            "config": cfg.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "position": pos, "history": history, "best": best, "elapsed": elapsed + time.time() - t0,
+            "state": None if state is None else [state.d.cpu(), state.z.cpu()],
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            **(extra or {})})
+
+    updates = len(train_data)
+    t0 = time.time()
+    for epoch in range(pos["epoch"], cfg.epochs):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(cfg, epoch)
+        bar = tqdm(total=updates, initial=pos["batch"], desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   disable=not progress, leave=False)
+        sums, t_epoch = pos["sums"], time.time()
+        for i, batch in enumerate(train_data.batches(epoch, pos["batch"]), start=pos["batch"]):
+            batch = batch.to(device)
+            beta = beta_at(cfg, pos["step"], updates)
+            out = model(batch.x, batch.u, batch.mask, None if batch.reset else state)
+            loss = training_loss(out, batch.mask, beta)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"the training loss became {loss.item()} at epoch {epoch + 1}, update {i + 1} "
+                    f"(step {pos['step'] + 1}); the run stopped and its last good checkpoint is kept at "
+                    f"{last if last.exists() else '(none written yet)'}. Check the data for nan/inf, or "
+                    f"lower lr / clip_norm, then resume or start a new run folder.")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+            torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
+            opt.step()
+            state = out.state.detach()
+            n = batch.mask.sum().item()
+            sums["steps"] += n
+            sums["ll"] += out.ll.sum().item()
+            sums["kl"] += out.kl.sum().item()
+            sums["updates"] += 1
+            pos = {"epoch": epoch, "batch": i + 1, "step": pos["step"] + 1, "sums": sums}
+            bar.update(1)
+            bar.set_postfix(elbo=f"{(sums['ll'] - sums['kl']) / sums['steps']:.3f}", beta=f"{beta:.3f}")
+            if checkpoint_every and pos["step"] % checkpoint_every == 0 and i + 1 < updates:
+                checkpoint(last)
+        bar.close()
+        record = {"epoch": epoch + 1, "step": pos["step"], "lr": lr_at(cfg, epoch),
+                  "beta": beta_at(cfg, pos["step"] - 1, updates),
+                  "train_elbo_per_step": (sums["ll"] - sums["kl"]) / sums["steps"],
+                  "train_kl_per_step": sums["kl"] / sums["steps"],
+                  "updates_per_s": sums["updates"] / max(time.time() - t_epoch, 1e-9)}
+        if (epoch + 1) % cfg.valid_every == 0 or epoch + 1 == cfg.epochs:
+            metrics = evaluate(model, valid)
+            record.update({f"valid_{k}": v for k, v in metrics.items() if k != "per_sequence"})
+            if metrics["elbo_per_step"] > best:
+                best = metrics["elbo_per_step"]
+                record["best"] = True
+        record["wall_time_s"] = elapsed + time.time() - t0
+        history.append(record)
+        pos = {"epoch": epoch + 1, "batch": 0, "step": pos["step"], "sums": _zero_sums()}
+        state = None
+        if record.get("best"):
+            checkpoint(run_dir / "best.pt")
+        checkpoint(last)
+        _write_history(run_dir / "history.jsonl", history)
+    return history
+
+
+def _zero_sums() -> dict:
+    return {"steps": 0.0, "ll": 0.0, "kl": 0.0, "updates": 0}
+
+
+def _write_history(path: Path, history: list[dict]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
+    os.replace(tmp, path)

@@ -1,0 +1,133 @@
+"""Training: schedules, checkpoints, kill-and-resume, NaN stop, learning, evaluation."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from srnn.batching import ChunkBatches, sequence_batches
+from srnn.checkpoint import CheckpointError, load_checkpoint, load_model
+from srnn.config import preset
+from srnn.evaluate import evaluate
+from srnn.train import NonFiniteLossError, beta_at, lr_at, train
+
+
+def toy_chunks(n=16, T=30, dim=8, seed=0):
+    """Noisy sinusoids with a random phase per chunk: easy to learn, not trivial."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(T)[None, :, None] + rng.uniform(0, 6, (n, 1, 1))
+    x = np.sin(0.5 * t + np.arange(dim)[None, None] * 0.7) + 0.05 * rng.standard_normal((n, T, dim))
+    return x.astype(np.float32)
+
+
+def toy_run(**overrides):
+    cfg = preset("tiny", **{"window": 10, "batch_size": 4, "epochs": 3, **overrides})
+    train_data = ChunkBatches(toy_chunks(), batch_size=4, window=10, seed=cfg.seed)
+    valid = list(sequence_batches(list(toy_chunks(n=4, seed=1)), batch_size=4))
+    return cfg, train_data, valid
+
+
+class KilledAt:
+    """A data source that dies (like a killed process) when it reaches one batch."""
+
+    def __init__(self, source, epoch, batch, error=KeyboardInterrupt):
+        self.source, self.epoch, self.batch, self.error = source, epoch, batch, error
+
+    def __len__(self):
+        return len(self.source)
+
+    def batches(self, epoch, start=0):
+        for i, b in enumerate(self.source.batches(epoch, start), start=start):
+            if (epoch, i) == (self.epoch, self.batch):
+                if self.error is None:              # a batch that makes the loss nan
+                    b.x = b.x * float("nan")
+                else:
+                    raise self.error()
+            yield b
+
+
+def numbers(history):
+    return [{k: v for k, v in r.items() if k not in ("wall_time_s", "updates_per_s")} for r in history]
+
+
+def test_kl_schedule_endpoints_and_lr_decay():
+    cfg = preset("timit")
+    assert beta_at(cfg, 0, 100) == pytest.approx(0.2)
+    assert beta_at(cfg, 1000, 100) == pytest.approx(0.2 + 0.3)
+    assert beta_at(cfg, round(0.8 / 3e-4), 100) == pytest.approx(1.0)
+    assert beta_at(cfg, 10**6, 100) == 1.0
+    music = preset("music")
+    assert beta_at(music, 0, 17) == pytest.approx(0.2)
+    assert beta_at(music, 10 * 17, 17) == pytest.approx(0.6)
+    assert beta_at(music, 20 * 17, 17) == 1.0
+    assert beta_at(preset("tiny", kl_schedule="constant", kl_start=1.0), 5, 3) == 1.0
+    assert lr_at(music, 19) == pytest.approx(1e-3) and lr_at(music, 20) == pytest.approx(1e-3 / 1.2)
+    assert lr_at(music, 22) == pytest.approx(1e-3 / 1.2 ** 3)
+
+
+def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path):
+    cfg, train_data, valid = toy_run()
+    full = train(cfg, train_data, valid, tmp_path / "full", progress=False)
+    with pytest.raises(KeyboardInterrupt):      # killed in the middle of epoch 2
+        train(cfg, KilledAt(train_data, epoch=1, batch=7), valid, tmp_path / "resumed",
+              checkpoint_every=3, progress=False)
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt")["position"]["batch"] == 6
+    resumed = train(cfg, train_data, valid, tmp_path / "resumed", checkpoint_every=3, progress=False)
+    assert numbers(resumed) == numbers(full)
+    a, b = load_model(tmp_path / "full" / "last.pt"), load_model(tmp_path / "resumed" / "last.pt")
+    for p, q in zip(a.state_dict().values(), b.state_dict().values()):
+        assert torch.equal(p, q)
+    lines = (tmp_path / "resumed" / "history.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+
+
+def test_checkpoint_round_trip_and_bad_checkpoints(tmp_path):
+    cfg, train_data, valid = toy_run(epochs=1)
+    train(cfg, train_data, valid, tmp_path, progress=False)
+    model, again = load_model(tmp_path / "best.pt"), load_model(tmp_path / "best.pt")
+    assert model.cfg == cfg
+    torch.manual_seed(0)
+    m1 = evaluate(model, valid)["elbo_per_step"]
+    torch.manual_seed(0)
+    assert evaluate(again, valid)["elbo_per_step"] == m1
+    (tmp_path / "broken.pt").write_bytes((tmp_path / "best.pt").read_bytes()[:500])
+    with pytest.raises(CheckpointError, match="broken.pt cannot be read"):
+        load_model(tmp_path / "broken.pt")
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        load_model(tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match="another config"):
+        train(cfg.replace(lr=0.5), train_data, valid, tmp_path, progress=False)
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    cfg, train_data, valid = toy_run()
+    with pytest.raises(NonFiniteLossError, match="became nan at epoch 2, update 2"):
+        train(cfg, KilledAt(train_data, epoch=1, batch=1, error=None), valid, tmp_path, progress=False)
+    ck = load_checkpoint(tmp_path / "last.pt")
+    assert ck["position"]["epoch"] == 1 and len(ck["history"]) == 1
+    assert all(torch.isfinite(p).all() for p in ck["model"].values())
+
+
+def test_a_tiny_model_learns_a_tiny_data_set(tmp_path):
+    cfg, train_data, valid = toy_run(epochs=40, lr=3e-3, kl_increment=0.02)
+    history = train(cfg, train_data, valid, tmp_path, progress=False)
+    first, last = history[0]["valid_elbo_per_step"], max(r["valid_elbo_per_step"] for r in history)
+    assert last > first + 5.0, (first, last)
+
+
+def test_evaluation_estimators_and_carried_windows():
+    cfg, _, valid = toy_run()
+    torch.manual_seed(0)
+    model = load_model_like(cfg)
+    seqs = [np.ones((5, 8), np.float32), np.zeros((3, 8), np.float32)]
+    m = evaluate(model, list(sequence_batches(seqs, 2)), samples=8, sample_chunk=3)
+    per = m["per_sequence"]
+    assert m["sequences"] == 2 and m["steps"] == 8
+    assert m["elbo_per_step"] == pytest.approx(sum(per["elbo"]) / 8)
+    assert m["elbo_per_step_seq"] == pytest.approx((per["elbo"][0] / 5 + per["elbo"][1] / 3) / 2)
+    assert m["iwae_per_step"] >= m["elbo_per_step"] - 1.0
+
+
+def load_model_like(cfg):
+    from srnn.model import SRNN
+    return SRNN(cfg).eval()

@@ -13,8 +13,9 @@ each with one cell tagged ``parameters``. A page of the book that runs code is a
     paper: {train: true}
 
 so one notebook can become several pages (one per data set). The runner converts each
-source with jupytext in memory, injects the page's parameters (plus ``profile`` and
-``device`` where the parameters cell declares them) and writes the executed notebook to
+source with jupytext in memory, injects the page's parameters, plus ``profile``,
+``device`` and ``runs_dir`` (where runs of this batch go, default ``runs/<profile>``) to
+the notebooks whose parameters cell declares them, and writes the executed notebook to
 ``book/executed/<page>.ipynb``, a git-ignored folder that ``_toc.yml`` points at.
 Notebooks run with the repository root as working directory.
 
@@ -37,9 +38,13 @@ ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 EXECUTED = BOOK / "executed"
 PROFILES = ("smoke", "paper")
-INJECTED = ("profile", "device")   # given to every notebook that declares them
 PAGE_KEYS = {"notebook", "parameters", *PROFILES}
 RERUN = "python -m srnn.runner --profile smoke --device cpu"
+
+
+def shown(path: Path) -> str:
+    """``path`` relative to the repository root where it lies inside it, for messages."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 class BookError(Exception):
@@ -100,8 +105,9 @@ def declared_parameters(nb) -> list[str]:
     return names
 
 
-def load_page(path: Path, profile: str, device: str) -> Page:
-    """Read ``book/pages/<page>.yml`` for one profile and check its parameter names."""
+def load_page(path: Path, profile: str, injected: dict) -> Page:
+    """Read ``book/pages/<page>.yml`` for one profile and check its parameter names;
+    ``injected`` (profile, device, runs_dir) goes to the notebooks that declare it."""
     import yaml
 
     if not path.is_file():
@@ -119,7 +125,6 @@ def load_page(path: Path, profile: str, device: str) -> Page:
     if undeclared:
         raise BookError(f"{path}: parameter(s) {undeclared} are not in the parameters cell of {source}; "
                         f"its parameters are {declared}")
-    injected = {"profile": profile, "device": device}
     parameters.update({k: v for k, v in injected.items() if k in declared})
     return Page(path.stem, source, parameters)
 
@@ -130,24 +135,24 @@ def execute_page(page: Page, profile: str, out_dir: Path) -> Path:
     from papermill.exceptions import PapermillExecutionError
 
     nb = read_notebook(page.source)
-    nb.metadata["srnn"] = {"page": page.name, "profile": profile, "source": str(page.source.relative_to(ROOT))}
+    nb.metadata["srnn"] = {"page": page.name, "profile": profile, "source": shown(page.source)}
     target = out_dir / f"{page.name}.ipynb"
     try:
-        papermill.execute_notebook(nb, str(target), parameters=page.parameters, kernel_name="python3",
+        papermill.execute_notebook(nb, str(target), parameters=page.parameters, kernel_name="python3", language="python",
                                    cwd=str(ROOT), progress_bar=False)
     except PapermillExecutionError as err:
         failed = out_dir / "failed"
         failed.mkdir(exist_ok=True)
         target.replace(failed / target.name)
         first_line = err.source.strip().splitlines()[0] if err.source.strip() else ""
-        raise BookError(f"page {page.name!r} failed: {page.source.relative_to(ROOT)}, cell "
+        raise BookError(f"page {page.name!r} failed: {shown(page.source)}, cell "
                         f"In [{err.exec_count}] ({first_line!r}): {err.ename}: {err.evalue}\n"
                         f"the failed notebook is {failed / target.name}") from None
     return target
 
 
 def run_batch(profile: str, device: str, pages: list[str] | None = None,
-              out_dir: Path = EXECUTED) -> dict[str, float]:
+              out_dir: Path = EXECUTED, runs_dir: Path | None = None) -> dict[str, float]:
     """Execute the toc's pages (or the named subset) in order; seconds per page.
 
     A full batch first clears ``out_dir`` so that no page of an earlier batch survives.
@@ -165,7 +170,9 @@ def run_batch(profile: str, device: str, pages: list[str] | None = None,
         raise BookError(f"book/pages has page file(s) {orphans} that _toc.yml does not list; "
                         "add them to _toc.yml as executed/<page> or delete them")
     # Check every page before running any, so that a typo costs seconds, not a batch.
-    todo = [load_page(BOOK / "pages" / f"{n}.yml", profile, device) for n in names if not pages or n in pages]
+    injected = {"profile": profile, "device": device,
+                "runs_dir": str(runs_dir or Path("runs") / profile)}
+    todo = [load_page(BOOK / "pages" / f"{n}.yml", profile, injected) for n in names if not pages or n in pages]
     out_dir.mkdir(parents=True, exist_ok=True)
     if not pages:
         for old in out_dir.glob("**/*.ipynb"):
@@ -213,15 +220,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", required=True, help=f"one of {list(PROFILES)}")
     parser.add_argument("--device", default="cpu", help="torch device for the notebooks that train (cpu, cuda)")
     parser.add_argument("--pages", nargs="*", help="run only these pages (default: all of _toc.yml)")
+    parser.add_argument("--runs-dir", type=Path, help="where the notebooks write their runs (default: runs/<profile>)")
     args = parser.parse_args(argv)
     try:
-        seconds = run_batch(args.profile, args.device, args.pages)
+        seconds = run_batch(args.profile, args.device, args.pages, runs_dir=args.runs_dir)
     except BookError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     for name, s in seconds.items():
         print(f"{s:7.1f} s  {name}")
-    print(f"{sum(seconds.values()):7.1f} s  in all; executed pages are in {EXECUTED.relative_to(ROOT)}/")
+    print(f"{sum(seconds.values()):7.1f} s  in all; executed pages are in {shown(EXECUTED)}/")
     return 0
 
 

@@ -1,0 +1,121 @@
+"""The book's layout and the runner's checks of bad input (fast: no notebook runs a model).
+
+The smoke batch itself and the build of the book are tested in test_notebooks.py.
+"""
+import os
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from srnn import runner
+from srnn.runner import BookError
+
+ROOT = runner.ROOT
+
+
+def write_notebook(path: Path, *cells: str) -> Path:
+    """A jupytext percent-format source with the given cells."""
+    path.write_text("\n\n".join(cells) + "\n")
+    return path
+
+
+def test_config_and_toc_live_at_the_root_and_are_linked_into_book():
+    for name in ("_config.yml", "_toc.yml"):
+        link = ROOT / "book" / name
+        assert link.is_symlink() and os.readlink(link) == f"../{name}"   # relative: works in any clone
+        assert link.read_text() == (ROOT / name).read_text()
+    tracked = subprocess.run(["git", "ls-files", "-s", "book/_config.yml", "book/_toc.yml"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout.split("\n")
+    assert all(line.startswith("120000") for line in tracked if line)   # git mode of a symlink
+
+
+def test_every_toc_page_has_a_page_file_that_loads_in_every_profile():
+    names = runner.toc_pages(ROOT / "_toc.yml")
+    assert names and len(names) == len(set(names))
+    assert {p.stem for p in (ROOT / "book" / "pages").glob("*.yml")} == set(names)
+    for profile in runner.PROFILES:
+        for name in names:
+            page = runner.load_page(ROOT / "book" / "pages" / f"{name}.yml", profile,
+                                    {"profile": profile, "device": "cpu", "runs_dir": "runs"})
+            assert page.source.is_file()
+
+
+def test_notebook_sources_are_not_paired_with_committed_ipynb():
+    tracked = subprocess.run(["git", "ls-files", "*.ipynb"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert tracked == ""
+    assert list((ROOT / "book" / "notebooks").glob("*.py"))
+
+
+def test_parameters_cell_is_required_once(tmp_path):
+    none = write_notebook(tmp_path / "none.py", "# %%\nx = 1")
+    with pytest.raises(BookError, match="exactly one cell tagged 'parameters'.*found 0"):
+        runner.read_notebook(none)
+    two = write_notebook(tmp_path / "two.py", '# %% tags=["parameters"]\nx = 1', '# %% tags=["parameters"]\ny = 2')
+    with pytest.raises(BookError, match="found 2"):
+        runner.read_notebook(two)
+    ok = write_notebook(tmp_path / "ok.py", '# %% tags=["parameters"]\nx = 1\ny: int = 2  # a comment\nz = x + y')
+    assert runner.declared_parameters(runner.read_notebook(ok)) == ["x", "y", "z"]
+
+
+def test_unknown_parameter_names_the_page_file_and_the_notebook(tmp_path):
+    page = tmp_path / "model_typo.yml"
+    page.write_text("notebook: model\nsmoke: {stepz: 3}\n")
+    with pytest.raises(BookError, match=r"model_typo.yml: parameter\(s\) \['stepz'\] are not in the parameters cell"):
+        runner.load_page(page, "smoke", {})
+    assert runner.load_page(page, "paper", {}).parameters == {}     # the typo is in the smoke section only
+
+
+def test_bad_page_files_are_named(tmp_path):
+    page = tmp_path / "bad.yml"
+    page.write_text("notebook: model\nsmok: {steps: 3}\n")
+    with pytest.raises(BookError, match=r"bad.yml: .*unknown keys \['smok'\]"):
+        runner.load_page(page, "smoke", {})
+    page.write_text("notebook: no_such_notebook\n")
+    with pytest.raises(BookError, match="no_such_notebook.py does not exist"):
+        runner.load_page(page, "smoke", {})
+    with pytest.raises(BookError, match="missing.yml does not exist"):
+        runner.load_page(tmp_path / "missing.yml", "smoke", {})
+
+
+def test_unknown_profile_and_page_are_refused_before_anything_runs(tmp_path):
+    with pytest.raises(BookError, match=r"unknown profile 'fast'; choose one of \['smoke', 'paper'\]"):
+        runner.run_batch("fast", "cpu", out_dir=tmp_path)
+    with pytest.raises(BookError, match=r"unknown page\(s\) \['nope'\]"):
+        runner.run_batch("smoke", "cpu", pages=["nope"], out_dir=tmp_path)
+    assert not list(tmp_path.iterdir())
+    assert runner.main(["--profile", "fast"]) == 1
+
+
+def test_a_failing_cell_stops_the_page_with_the_cell_and_error_named(tmp_path):
+    source = write_notebook(tmp_path / "broken.py", '# %% tags=["parameters"]\nn = 1',
+                            "# %%\ntotal = n + 1", "# %%\nraise ValueError(f'bad value {total}')")
+    page = runner.Page("broken", source, {"n": 41})
+    with pytest.raises(BookError) as err:
+        runner.execute_page(page, "smoke", tmp_path)
+    message = str(err.value)
+    assert "page 'broken' failed" in message and "broken.py" in message
+    assert "raise ValueError" in message and "ValueError: bad value 42" in message
+    assert not (tmp_path / "broken.ipynb").exists()            # nothing the build could render
+    assert (tmp_path / "failed" / "broken.ipynb").is_file()    # kept for inspection
+
+
+def fake_book(tmp_path: Path, profiles: dict) -> Path:
+    book = tmp_path / "book"
+    (book / "executed").mkdir(parents=True)
+    (book / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n" +
+                                   "".join(f"  - file: executed/{name}\n" for name in profiles))
+    for name, profile in profiles.items():
+        if profile:
+            nb = nbformat.v4.new_notebook(metadata={"srnn": {"profile": profile}})
+            nbformat.write(nb, book / "executed" / f"{name}.ipynb")
+    return book
+
+
+def test_the_build_refuses_a_missing_or_mixed_batch(tmp_path):
+    runner.check_batch(fake_book(tmp_path / "ok", {"a": "smoke", "b": "smoke"}))
+    with pytest.raises(BookError, match=r"executed page .*b.ipynb is missing.*srnn.runner --profile"):
+        runner.check_batch(fake_book(tmp_path / "missing", {"a": "smoke", "b": None}))
+    with pytest.raises(BookError, match="different profiles"):
+        runner.check_batch(fake_book(tmp_path / "mixed", {"a": "smoke", "b": "paper"}))

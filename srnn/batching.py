@@ -72,17 +72,21 @@ class ChunkBatches:
     The supplementary's speech recipe: 2 s chunks (160 steps), 0.5 s windows (40 steps),
     the state zero for the first window and carried over the next three. Chunks are
     shuffled every epoch with a generator seeded by (seed, epoch). ``x`` may be a numpy
-    memmap: only the chunks of the current batch are read.
+    memmap (e.g. of 16-bit PCM): only the chunks of the current batch are read, and they
+    are normalized on the fly to (x - mean) / std.
     """
 
     def __init__(self, x: np.ndarray, batch_size: int, window: int, seed: int = 0,
-                 u: np.ndarray | None = None):
+                 u: np.ndarray | None = None, mean: float = 0.0, std: float = 1.0):
         if x.ndim != 3 or x.shape[1] % window:
             raise ValueError(f"chunks must be (N, T, D) with T a multiple of window={window}, got {x.shape}")
         if len(x) < batch_size:
             raise ValueError(f"{len(x)} chunks cannot fill one batch of {batch_size}")
+        if not std > 0:
+            raise ValueError(f"std must be > 0 to normalize chunks, got {std}")
         self.x, self.u = x, u
         self.batch_size, self.window, self.seed = batch_size, window, seed
+        self.mean, self.std = mean, std
         self.windows_per_chunk = x.shape[1] // window
 
     def __len__(self) -> int:
@@ -93,11 +97,15 @@ class ChunkBatches:
         w, per = self.window, self.windows_per_chunk
         for b in range(start // per, len(self) // per):
             rows = np.sort(order[b * self.batch_size:(b + 1) * self.batch_size])
-            x = torch.as_tensor(np.asarray(self.x[rows]), dtype=torch.float32)
-            u = shifted_input(x) if self.u is None else torch.as_tensor(np.asarray(self.u[rows]), dtype=torch.float32)
+            x = self._read(self.x, rows)
+            u = shifted_input(x) if self.u is None else self._read(self.u, rows)
             mask = torch.ones(len(rows), w)
             for k in range(start - b * per if b == start // per else 0, per):
                 yield Batch(x[:, k * w:(k + 1) * w], u[:, k * w:(k + 1) * w], mask, reset=(k == 0))
+
+    def _read(self, array: np.ndarray, rows: np.ndarray) -> torch.Tensor:
+        x = torch.as_tensor(np.asarray(array[rows]), dtype=torch.float32)
+        return x if (self.mean, self.std) == (0.0, 1.0) else (x - self.mean) / self.std
 
 
 def pad_sequences(seqs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:

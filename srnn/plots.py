@@ -24,3 +24,85 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence], caption: st
              "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return Markdown("\n".join(lines + ["```"]))
+
+
+def training_curves(history: list[dict], title: str = ""):
+    """The bound and the KL term per step against epochs, from a run's ``history.jsonl``:
+    training (beta-weighted as trained, averaged over the epoch) and validation (beta = 1),
+    with the KL temperature beta on a second axis."""
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for ax, key, label in ((left, "elbo_per_step", "ELBO per step"), (right, "kl_per_step", "KL per step")):
+        for split, style in (("train", "-"), ("valid", "o--")):
+            points = [(r["epoch"], r[f"{split}_{key}"]) for r in history if f"{split}_{key}" in r]
+            if points:
+                ax.plot(*zip(*points), style, label=split)
+        ax.set(xlabel="epoch", ylabel=label)
+        ax.grid(alpha=0.3)
+    beta = right.twinx()
+    beta.plot(epochs, [r["beta"] for r in history], ":", color="gray", label="beta (end of epoch)")
+    beta.set(ylabel="KL temperature beta", ylim=(0, 1.05))
+    left.legend()
+    right.legend(*[sum(pair, []) for pair in zip(right.get_legend_handles_labels(),
+                                                  beta.get_legend_handles_labels())])
+    fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def piano_rolls(rolls: Sequence[np.ndarray], titles: Sequence[str]):
+    """(T, 88) rolls side by side: time to the right, MIDI note up, active keys dark."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(rolls), figsize=(4.2 * len(rolls), 3.2), squeeze=False)
+    for ax, roll, title in zip(axes[0], rolls, titles):
+        roll = np.asarray(roll)
+        ax.imshow(roll.T, origin="lower", aspect="auto", cmap="Greys", interpolation="nearest",
+                  extent=(0, len(roll), LOWEST_KEY - 0.5, LOWEST_KEY + roll.shape[1] - 0.5))
+        ax.set(title=title, xlabel="time step", ylabel="MIDI note")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def waveforms(signals: Sequence[np.ndarray], titles: Sequence[str], sample_rate: int,
+              frame: int | None = None):
+    """Audio samples against seconds, one panel per signal; with ``frame``, the frame
+    boundaries (every ``frame`` samples) as thin vertical lines."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(signals), 1, figsize=(10, 1.9 * len(signals)), squeeze=False)
+    for ax, signal, title in zip(axes[:, 0], signals, titles):
+        t = np.arange(len(signal)) / sample_rate
+        ax.plot(t, signal, lw=0.6)
+        if frame:
+            for edge in range(0, len(signal) + 1, frame):
+                ax.axvline(edge / sample_rate, color="gray", lw=0.3, alpha=0.5)
+        ax.set(title=title, ylabel="amplitude", xlim=(0, t[-1] if len(t) else 1))
+    axes[-1, 0].set(xlabel="seconds")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def kl_per_dimension(kl: dict[str, np.ndarray], threshold: float):
+    """Average KL of each latent dimension, sorted, one line per run; dimensions above
+    ``threshold`` nats per step count as active units."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    for label, values in kl.items():
+        values = np.sort(np.asarray(values))[::-1]
+        active = int((values > threshold).sum())
+        ax.plot(np.arange(1, len(values) + 1), values, "o-", ms=3, label=f"{label} ({active} active)")
+    ax.axhline(threshold, color="gray", ls=":", label=f"threshold {threshold}")
+    ax.set(xlabel="latent dimension (sorted)", ylabel="KL per step (nats)")
+    ax.set_yscale("symlog", linthresh=threshold)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -127,6 +127,9 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path} is not a readable .npz ({error}); it may be truncated: "
                         "delete it and fetch it again") from error
     mask = arrays["mask_test"]
+    if arrays["x_test"].shape != arrays["u_test"].shape or mask.shape != arrays["x_test"].shape[:2]:
+        raise DataError(f"{path}: x_test, u_test must be (N, T, 88) and mask_test (N, T), got "
+                        f"{arrays['x_test'].shape}, {arrays['u_test'].shape}, {mask.shape}")
     lengths = mask.sum(1).astype(int)
     if (mask != (np.arange(mask.shape[1]) < lengths[:, None])).any():
         raise DataError(f"{path}: mask_test must be 1 on a prefix of each row and 0 after it")

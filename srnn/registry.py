@@ -14,6 +14,7 @@ verify to the same value.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tempfile
 import urllib.request
@@ -217,7 +218,7 @@ def _download(url: str, entry: DataFile, path: Path, timeout: float) -> str | No
             os.replace(tmp, path)
             return None
         return "download rejected: " + problem
-    except OSError as error:  # URLError, HTTPError and socket timeouts are OSErrors
+    except (OSError, http.client.HTTPException) as error:  # URLError, HTTPError, timeouts, cut replies
         return f"download failed ({error})"
     finally:
         if os.path.exists(tmp):

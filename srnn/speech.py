@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from srnn.audio import INT16_SCALE, SAMPLE_RATE
+from srnn.audio import INT16_SCALE, write_wav
 from srnn.batching import Batch, ChunkBatches, pad_sequences, shifted_input
 from srnn.speech_corpora import blizzard, folder, sample, timit
 from srnn.speech_prepare import FORMAT_VERSION, PreparationError, prepare
@@ -116,6 +116,14 @@ class SpeechData:
         if self.permutation is not None:
             samples = samples[..., np.argsort(self.permutation)]
         return samples.reshape(*samples.shape[:-2], -1).astype(np.float32)
+
+    def write_samples(self, model, folder: str | Path, count: int = 4, seconds: float = 2.0) -> list[Path]:
+        """Sample ``count`` waveforms of ``seconds`` from p(x) (``model.generate``) and
+        write them, back in audio units, as ``sample<i>.wav`` (16-bit, 16 kHz)."""
+        steps = round(seconds * self.sample_rate / self.samples_per_step)
+        with torch.no_grad():
+            audio = self.waveform(model.generate(steps, batch_size=count))
+        return [write_wav(Path(folder) / f"sample{i + 1}.wav", a, self.sample_rate) for i, a in enumerate(audio)]
 
 
 def load_prepared(path: str | Path, batch_size: int, window: int = 40, seed: int = 0,

@@ -6,7 +6,8 @@ themselves. Layout of ``<out_root>/<corpus>-<settings hash>/``:
 
 - ``train.i16``, ``valid.i16``, ``test.i16``: each split's recordings one after the
   other, flat int16 (read as numpy memmaps; training never loads a split in memory);
-- ``manifest.json``, written last: recordings with their sha256, offsets and durations,
+- ``manifest.json``, written last: recordings with their sha256, durations, and where
+  they lie in their split's file (``first_step`` and ``steps``, in 200-sample frames),
   the mean and std of the TRAINING samples (applied to every split when loading), the
   settings, and every file that was skipped, too short, downmixed, resampled or clipped.
 
@@ -96,6 +97,8 @@ def prepare(corpus: Corpus, out_root: str | Path, chunk_seconds: float = 2.0,
         raise PreparationError(f"the training audio of {corpus.root} is constant (std 0); it cannot be normalized")
     _write_atomic(out / "manifest.json", json.dumps(manifest, indent=1).encode())
     shutil.rmtree(shards)
+    for stale in out.glob("*.tmp*"):       # left by an earlier run killed while writing
+        stale.unlink()
     return out
 
 

@@ -97,6 +97,8 @@ def test_embedded_sample_end_to_end(tmp_path):
     m = manifest(path)
     assert sum(len(s["recordings"]) for s in m["splits"].values()) == 50
     assert data.fingerprint["splits"]["train"] == m["splits"]["train"]["sha256"]
+    wavs = data.write_samples(SRNN(preset("tiny", x_dim=200)), tmp_path / "samples", count=2, seconds=0.5)
+    assert [sf.info(w).frames for w in wavs] == [8000, 8000] and sf.info(wavs[0]).samplerate == 16000
 
 
 def test_timit_layout_corrupt_duplicate_lowercase_and_whole_utterances(tmp_path):

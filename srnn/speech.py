@@ -13,10 +13,14 @@ Preparing a corpus (:func:`prepare_timit`, :func:`prepare_blizzard`, :func:`prep
 
 Every split is normalized on the fly with the mean and std of the training samples:
 x = (pcm / 32768 - mean) / std. Frames x_t have ``samples_per_step`` = 200 samples, so a
-bound per step divided by 200 is a bound per sample.
+bound per step divided by 200 is a bound per sample. From a shell:
+
+    python -m srnn.speech timit /path/to/TIMIT --out runs/data
+    python -m srnn.speech blizzard /path/to/blizzard2013 --out runs/data --skip-bad
 """
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from srnn.audio import INT16_SCALE, write_wav
+from srnn.audio import INT16_SCALE, AudioError, write_wav
 from srnn.batching import Batch, ChunkBatches, pad_sequences, shifted_input
-from srnn.speech_corpora import blizzard, folder, sample, timit
+from srnn.speech_corpora import CorpusError, blizzard, folder, sample, timit
 from srnn.speech_prepare import FORMAT_VERSION, PreparationError, prepare
 
 UNITS = ("utterance", "0.5 s")
@@ -186,3 +190,27 @@ def _memmap(path: Path, manifest: dict, split: str) -> np.ndarray:
         raise PreparationError(f"{file} has {size} bytes, the manifest says {2 * info['samples']}: "
                                f"the prepared data is damaged; delete {path} and prepare again")
     return np.memmap(file, dtype=np.int16, mode="r", shape=(info["steps"], d))
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m srnn.speech", description="Prepare a speech corpus once.")
+    p.add_argument("corpus", choices=["timit", "blizzard", "folder", "sample"])
+    p.add_argument("source", nargs="?", help="the corpus folder (not for 'sample')")
+    p.add_argument("--out", default="runs/data", help="where prepared folders go (default: runs/data)")
+    p.add_argument("--permute-seed", type=int, help="permute the samples within every frame (Perm-TIMIT)")
+    p.add_argument("--skip-bad", action="store_true", help="leave out unreadable files, listing them")
+    args = p.parse_args(argv)
+    if (args.source is None) != (args.corpus == "sample"):
+        p.error("give the corpus folder for timit, blizzard and folder, and none for sample")
+    options = dict(permute_seed=args.permute_seed, skip_bad=args.skip_bad)
+    try:
+        if args.corpus == "sample":
+            print(prepare_sample(args.out, **options))
+        else:
+            print(globals()[f"prepare_{args.corpus}"](args.source, args.out, **options))
+    except (CorpusError, AudioError, PreparationError) as e:
+        p.exit(1, f"error: {e}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -13,7 +13,7 @@ from srnn.batching import ChunkBatches
 from srnn.config import preset
 from srnn.evaluate import evaluate
 from srnn.model import SRNN
-from srnn.speech import (PreparationError, load_prepared, prepare_blizzard, prepare_folder,
+from srnn.speech import (PreparationError, load_prepared, main, prepare_blizzard, prepare_folder,
                          prepare_sample, prepare_timit)
 from srnn.speech_corpora import SAMPLE_DIR, CorpusError, timit
 
@@ -162,6 +162,18 @@ def test_blizzard_long_files_resampled_downmixed_and_reused(tmp_path, monkeypatc
     assert prepare_blizzard(root, tmp_path / "out") == path
     with pytest.raises(AssertionError):
         prepare_blizzard(root, tmp_path / "out", permute_seed=1)     # other settings, other folder
+
+
+def test_command_line_prepares_and_reports_the_folder(tmp_path, capsys):
+    root = make_long_folder(tmp_path / "corpus")
+    main(["folder", str(root), "--out", str(tmp_path / "out"), "--permute-seed", "3"])
+    path = tmp_path / "out" / capsys.readouterr().out.strip().split("/")[-1]
+    assert manifest(path)["permutation"]["seed"] == 3
+    with pytest.raises(SystemExit):
+        main(["timit", "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit):
+        main(["timit", str(tmp_path / "nowhere")])
+    assert "LDC93S1" in capsys.readouterr().err
 
 
 def test_interrupted_preparation_resumes_without_redoing_work(tmp_path, monkeypatch):

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Every run behind results/music/: one line per run, each the one command that reproduces it
+# (same seed, same machine type). The records name the hardware they ran on.
+#   bash experiments/music.sh                 # all runs, one after another
+#   JOBS=18 bash experiments/music.sh         # all at once (what ran on one GPU)
+#   bash experiments/music.sh --list          # print the commands only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-python}
+
+commands() {
+  for set in jsb nottingham muse piano; do          # Table 2: the authors' arrays and the classic rolls
+    for form in npz classic; do
+      echo "music --dataset $set --form $form"
+    done
+  done
+  for set in jsb nottingham; do                     # the four SRNN variants on music
+    for variant in smooth filt+Resq filt; do
+      echo "music --dataset $set --variant $variant"
+    done
+  done
+  # KL annealing ablations (the paper's schedule is 0.2 -> 1 over 20 epochs)
+  echo "music --dataset jsb --name kl-none --set kl_schedule=constant kl_start=1.0"
+  echo "music --dataset jsb --name kl-from0 --set kl_start=0.0"
+  echo "music --dataset jsb --name kl-fast --set kl_epochs=5"
+  echo "music --dataset jsb --name kl-slow --set kl_epochs=40"
+}
+
+if [[ "${1:-}" == "--list" ]]; then
+  commands | sed "s/^/$PY -m srnn.experiment /"
+  exit 0
+fi
+mkdir -p runs/logs
+commands | xargs -P "${JOBS:-1}" -I{} sh -c \
+  'log="runs/logs/$(echo "{}" | tr -c "A-Za-z0-9+=-" "_").log"; '"$PY"' -m srnn.experiment {} > "$log" 2>&1 && echo "done: {}" || echo "FAILED: {} (see $log)"'

@@ -1,0 +1,159 @@
+"""One experiment end to end: train, select on validation, test once, record with provenance.
+
+    python -m srnn.experiment music --dataset jsb --form npz
+    python -m srnn.experiment music --dataset nottingham --variant filt --epochs 50
+    python -m srnn.experiment speech --prepared data/prepared/timit-... --preset timit
+
+Checkpoints go to ``runs/<id>/`` (git-ignored; rerunning the command resumes there); the
+record goes to ``results/<domain>/<id>/`` (committed): ``run.json`` and ``history.jsonl``,
+plus generated samples.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .checkpoint import load_model
+from .config import Config, preset
+from .evaluate import evaluate
+from .results import provenance, write_run
+from .train import resolve_device, train
+
+VARIANTS = {"smooth+Resq": ("smoothing", True), "smooth": ("smoothing", False),
+            "filt+Resq": ("filtering", True), "filt": ("filtering", False)}
+
+
+def variant_config(cfg: Config, variant: str) -> Config:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
+    inference, resq = VARIANTS[variant]
+    return cfg.replace(inference=inference, resq=resq)
+
+
+def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="runs",
+                   results_root="results", iwae_samples: int = 100, profile: str = "paper",
+                   command: str = "", progress: bool = True,
+                   write_samples: Callable | None = None) -> dict:
+    """Train ``cfg`` on ``data`` (resuming if ``runs/<id>`` holds a partial run), evaluate
+    the best-on-validation model on the test set by the ELBO and the importance-weighted
+    bound with ``iwae_samples`` samples, and write the record. Returns the record."""
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    run_dir = Path(runs_root) / run_id
+    history = train(cfg, data.train, data.valid, run_dir, progress=progress)
+    device = resolve_device(cfg.device)
+    model = load_model(run_dir / "best.pt", device)
+    t0 = time.time()
+    torch.manual_seed(cfg.seed)
+    test = evaluate(model, data.test, progress=progress, desc="test ELBO")
+    if iwae_samples > 1:
+        iw = evaluate(model, data.test, samples=iwae_samples, progress=progress, desc="test IWAE")
+        test.update({k: v for k, v in iw.items() if k.startswith("iwae")}, iwae_samples=iwae_samples)
+    per_sequence = test.pop("per_sequence")
+    best = max((r for r in history if "valid_elbo_per_step" in r), key=lambda r: r["valid_elbo_per_step"])
+    folder = Path(results_root) / domain / run_id
+    record = {
+        "id": run_id, "domain": domain, "dataset": data.name.split("-")[0],
+        "data_form": getattr(data, "form", data.name.split("-", 1)[-1]), "variant": cfg.variant,
+        "profile": profile, "command": command, "seed": cfg.seed, "config": cfg.to_dict(),
+        "data": data.fingerprint, **provenance(device), "started": started,
+        "train_wall_time_s": history[-1]["wall_time_s"], "test_wall_time_s": time.time() - t0,
+        "epochs": len(history), "best_epoch": best["epoch"],
+        "still_improving": best["epoch"] == history[-1]["epoch"],
+        "valid_best": {k[6:]: v for k, v in best.items() if k.startswith("valid_")},
+        "test": test, "test_per_sequence": per_sequence,
+    }
+    record["wall_time_s"] = record["train_wall_time_s"] + record["test_wall_time_s"]
+    if write_samples is not None:
+        torch.manual_seed(cfg.seed)
+        record["samples"] = [str(p.relative_to(folder)) for p in write_samples(model, folder / "samples")]
+    write_run(folder, record, history)
+    return record
+
+
+def music_samples(model, folder: Path, pieces: int = 4, steps: int = 64, seconds: float = 0.25) -> list[Path]:
+    """Piano rolls sampled from p: ``rolls.npz``, one MIDI file each, and the first
+    rendered to a short WAV clip by the simple synthesizer of :mod:`srnn.midi`."""
+    from .midi import synthesize, write_midi, write_wav
+    import numpy as np
+    folder.mkdir(parents=True, exist_ok=True)
+    rolls = model.generate(steps, batch_size=pieces).cpu().numpy().astype(np.uint8)
+    paths = [folder / "rolls.npz"]
+    np.savez_compressed(paths[0], rolls=rolls, step_seconds=seconds)
+    paths += [write_midi(folder / f"sample{i + 1}.mid", r, seconds) for i, r in enumerate(rolls)]
+    paths.append(write_wav(folder / "sample1.wav", synthesize(rolls[0][:40], seconds)))
+    return paths
+
+
+def _music(args, cfg):
+    from .music import dataset
+    data = dataset(args.dataset, args.form, batch_size=cfg.batch_size, window=cfg.window)
+    with_samples = cfg.variant == "smooth+Resq" and not args.name
+    return data, f"{args.dataset}-{args.form}", music_samples if with_samples else None
+
+
+def _speech(args, cfg):
+    from .speech import load_prepared, write_samples
+    data = load_prepared(args.prepared, batch_size=cfg.batch_size, window=cfg.window, seed=cfg.seed)
+    return data, data.name, write_samples
+
+
+def _override(item: str) -> tuple[str, object]:
+    """'epochs=80' -> ('epochs', 80); values are JSON, or plain strings."""
+    if "=" not in item:
+        raise SystemExit(f"--set takes FIELD=VALUE, got {item!r}")
+    key, value = item.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(prog="python -m srnn.experiment", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("domain", choices=["music", "speech"])
+    p.add_argument("--dataset", help="music: jsb, nottingham, muse or piano")
+    p.add_argument("--form", default="npz", help="music: npz (the authors' arrays) or classic")
+    p.add_argument("--prepared", help="speech: a folder written by srnn.speech's prepare_*")
+    p.add_argument("--preset", help="config preset (default: music / speech_small)")
+    p.add_argument("--variant", default="smooth+Resq", choices=sorted(VARIANTS))
+    p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                   help="config overrides, e.g. epochs=80 kl_start=0.0 (JSON values)")
+    p.add_argument("--iwae-samples", type=int, default=100)
+    p.add_argument("--profile", default="paper")
+    p.add_argument("--name", help="run id suffix, e.g. an ablation's name")
+    p.add_argument("--runs", default="runs")
+    p.add_argument("--results", default="results")
+    args = p.parse_args(argv)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")   # repeatable cuBLAS on a GPU
+    torch.backends.cudnn.deterministic = True
+
+    overrides = dict(_override(item) for item in args.set)
+    cfg = variant_config(preset(args.preset or ("music" if args.domain == "music" else "speech_small"),
+                                **overrides), args.variant)
+    data, base, samples = (_music if args.domain == "music" else _speech)(args, cfg)
+    run_id = "-".join(filter(None, [base, cfg.variant.replace("+", "-").lower(), args.name]))
+    command = "python -m srnn.experiment " + " ".join(shlex.quote(a) for a in argv)
+    record = run_experiment(cfg, data, run_id, args.domain, runs_root=args.runs,
+                            results_root=args.results, iwae_samples=args.iwae_samples,
+                            profile=args.profile, command=command, write_samples=samples)
+    t = record["test"]
+    print(f"{run_id}: test ELBO per step {t['elbo_per_step_seq']:.4f} (mean over sequences), "
+          f"{t['elbo_per_step']:.4f} (over all steps)"
+          + (f"; IWAE K={args.iwae_samples} {t['iwae_per_step_seq']:.4f}" if args.iwae_samples > 1 else "")
+          + f"; record in {args.results}/{args.domain}/{run_id}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

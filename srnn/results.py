@@ -1,0 +1,117 @@
+"""Committed results with provenance, the paper's numbers, and the tables that compare them.
+
+A run's record is ``results/<domain>/<run>/run.json`` beside its ``history.jsonl``. It
+holds the config, seed, data fingerprint, code version, hardware, wall time, the command
+that reproduces it and the test metrics (ELBO by both estimators and the
+importance-weighted bound). The book reads only these files.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+FORMAT = 1
+
+# The paper's Table 2 (music, log-likelihood bound per time step) and Table 1 (speech,
+# average log-likelihood bound: per 0.5 s sequence for Blizzard, per utterance for TIMIT).
+PAPER_MUSIC = {"piano": -8.20, "nottingham": -2.94, "muse": -6.28, "jsb": -4.74}
+PAPER_SPEECH = {
+    "smooth+Resq": {"blizzard": 11991, "timit": 60550},
+    "smooth": {"blizzard": 10991, "timit": 59269},
+    "filt+Resq": {"blizzard": 10572, "timit": 52126},
+    "filt": {"blizzard": 10846, "timit": 50524},
+}
+MUSIC_NAMES = {"jsb": "JSB Chorales", "nottingham": "Nottingham", "muse": "MuseData",
+               "piano": "Piano-midi.de"}
+
+
+def provenance(device: torch.device | str) -> dict:
+    """Code version and hardware of the process that produces a result."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    device = torch.device(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    commit = git("rev-parse", "HEAD")   # a copy without .git (e.g. a batch machine) may set SRNN_COMMIT
+    return {
+        "code": {"commit": commit or os.environ.get("SRNN_COMMIT", "unknown"),
+                 "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "srnn")) if commit else None},
+        "hardware": {"device": f"{device.type}: {name}", "cpu_count": os.cpu_count(),
+                     "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+                     "python": platform.python_version()},
+    }
+
+
+def write_run(folder: str | Path, record: dict, history: list[dict]) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
+    path = folder / "run.json"
+    path.write_text(json.dumps({"format": FORMAT, **record}, indent=2) + "\n")
+    return path
+
+
+def load_run(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no results file {path}: run the experiment (see its 'command') or "
+                                f"check the results folder")
+    record = json.loads(path.read_text())
+    if record.get("format") != FORMAT:
+        raise ValueError(f"{path} has results format {record.get('format')!r}, this srnn reads format "
+                         f"{FORMAT}: rerun the experiment with this version")
+    history = path.with_name("history.jsonl")
+    record["history"] = [json.loads(line) for line in history.read_text().splitlines()] if history.exists() else []
+    record["path"] = str(path.parent)
+    return record
+
+
+def load_runs(root: str | Path = "results", profile: str | None = None) -> list[dict]:
+    """Every run under ``root`` (optionally only one profile, e.g. 'paper'), sorted by id."""
+    runs = [load_run(p) for p in sorted(Path(root).glob("**/run.json"))]
+    return [r for r in runs if profile is None or r.get("profile") == profile]
+
+
+def music_table(runs: list[dict], variant: str = "smooth+Resq") -> list[dict]:
+    """One row per music set and data form: the paper's Table 2 number next to ours."""
+    rows = []
+    for key, title in MUSIC_NAMES.items():
+        for form in ("npz", "classic"):
+            found = [r for r in runs if r.get("domain") == "music" and r["dataset"] == key
+                     and r["data_form"] == form and r["variant"] == variant]
+            row = {"data set": title, "data": form, "paper": PAPER_MUSIC[key] if form == "npz" else None}
+            if found:
+                test = found[-1]["test"]
+                row.update(run=found[-1]["id"], elbo=test["elbo_per_step_seq"],
+                           elbo_frames=test["elbo_per_step"], iwae=test.get("iwae_per_step_seq"),
+                           iwae_k=test.get("iwae_samples"))
+                if row["paper"] is not None:
+                    row["gap"] = row["elbo"] - row["paper"]
+            rows.append(row)
+    return rows
+
+
+def speech_table(runs: list[dict]) -> list[dict]:
+    """One row per SRNN variant: Table 1's bound for Blizzard and TIMIT next to ours (None
+    where no run exists yet)."""
+    rows = []
+    for variant, paper in PAPER_SPEECH.items():
+        row = {"model": f"SRNN ({variant})"}
+        for corpus in ("blizzard", "timit"):
+            found = [r for r in runs if r.get("domain") == "speech" and r["dataset"] == corpus
+                     and r["variant"] == variant]
+            row[f"{corpus} paper"] = paper[corpus]
+            row[f"{corpus} ours"] = found[-1]["test"]["elbo_per_seq"] if found else None
+        rows.append(row)
+    return rows

@@ -11,9 +11,11 @@ themselves. Layout of ``<out_root>/<corpus>-<settings hash>/``:
   the mean and std of the TRAINING samples (applied to every split when loading), the
   settings, and every file that was skipped, too short, downmixed, resampled or clipped.
 
-Other settings (or another file list) give another hash, hence another folder. Work is
-kept per recording in ``shards/`` (written atomically) until the manifest exists, so an
-interrupted preparation, rerun, decodes only what is missing.
+Other settings (or another file list) give another hash, hence another folder. While
+preparing, each recording is appended to ``<split>.i16.partial`` and then logged in
+``log/<index>.json`` (atomically); a rerun after an interruption cuts the partial files
+back to what the log holds and decodes only the recordings not logged yet. The disk
+never holds more than one copy of the prepared audio (about 115 MB per hour).
 """
 from __future__ import annotations
 
@@ -58,15 +60,12 @@ def prepare(corpus: Corpus, out_root: str | Path, chunk_seconds: float = 2.0,
     digest = _sha256_bytes(json.dumps(settings, sort_keys=True).encode())
     out = Path(out_root) / f"{corpus.name}-{digest[:12]}"
     if (out / "manifest.json").is_file():
-        shutil.rmtree(out / "shards", ignore_errors=True)      # left over from a cut cleanup
+        shutil.rmtree(out / "log", ignore_errors=True)      # left over from a cut cleanup
         return out
     permutation = None if permute_seed is None else np.random.default_rng(permute_seed).permutation(SAMPLES_PER_STEP)
-    shards = out / "shards"
-    shards.mkdir(parents=True, exist_ok=True)
-    records = [_shard(r, corpus.root, shards / f"{i:06d}", permutation, skip_bad)
-               for i, r in enumerate(tqdm(corpus.recordings, desc=f"decoding {corpus.name}", unit="file"))]
-    splits = {split: _assemble(out, split, [rec for rec in records if rec["split"] == split and rec["steps"]],
-                               shards, settings["chunk_steps"]) for split in SPLITS}
+    records = _decode_all(corpus, out, permutation, skip_bad)
+    splits = {split: _describe(out, split, [r for r in records if r["split"] == split and r["steps"]],
+                               settings["chunk_steps"]) for split in SPLITS}
     train = splits["train"]["recordings"]
     n = sum(rec["steps"] for rec in train) * SAMPLES_PER_STEP
     mean = sum(rec["sum"] for rec in train) / n
@@ -95,66 +94,85 @@ def prepare(corpus: Corpus, out_root: str | Path, chunk_seconds: float = 2.0,
     }
     if not std > 0:
         raise PreparationError(f"the training audio of {corpus.root} is constant (std 0); it cannot be normalized")
+    for split in SPLITS:
+        os.replace(out / f"{split}.i16.partial", out / f"{split}.i16")
     _write_atomic(out / "manifest.json", json.dumps(manifest, indent=1).encode())
-    shutil.rmtree(shards)
-    for stale in out.glob("*.tmp*"):       # left by an earlier run killed while writing
-        stale.unlink()
+    shutil.rmtree(out / "log")
     return out
 
 
-def _shard(rec: Recording, root: Path, stem: Path, permutation: np.ndarray | None, skip_bad: bool) -> dict:
-    """Decode one recording into ``stem``.npy (int16, whole frames) and describe it in
-    ``stem``.json; reuse both if an earlier run wrote them."""
-    info_path = stem.with_suffix(".json")
-    if info_path.is_file():
-        return json.loads(info_path.read_text())
+def _decode_all(corpus: Corpus, out: Path, permutation: np.ndarray | None, skip_bad: bool) -> list[dict]:
+    """Append every recording to its split's partial file, resuming after the last one
+    logged by an earlier run; return the log (one dict per recording, in corpus order)."""
+    log = out / "log"
+    log.mkdir(parents=True, exist_ok=True)
+    records = [json.loads((log / f"{i:06d}.json").read_text()) for i in range(len(corpus.recordings))
+               if (log / f"{i:06d}.json").is_file()]
+    files, steps = {}, {}
+    for split in SPLITS:
+        steps[split] = sum(r["steps"] for r in records if r["split"] == split)
+        path, size = out / f"{split}.i16.partial", 2 * SAMPLES_PER_STEP * steps[split]
+        if not path.exists() and (out / f"{split}.i16").exists():    # cut just before the manifest
+            os.replace(out / f"{split}.i16", path)
+        files[split] = open(path, "r+b" if path.exists() else "w+b")
+        if os.fstat(files[split].fileno()).st_size < size:
+            raise PreparationError(f"{path} is shorter than its log in {log} says; delete {out} and prepare again")
+        files[split].truncate(size)                 # drop bytes that no log entry owns
+        files[split].seek(0, os.SEEK_END)
+    try:
+        todo = corpus.recordings[len(records):]
+        for i, rec in enumerate(tqdm(todo, desc=f"preparing {corpus.name}", unit="file"), len(records)):
+            info, pcm = _decode(rec, corpus.root, permutation, skip_bad)
+            if info["steps"]:
+                f = files[rec.split]
+                f.write(pcm.tobytes())
+                f.flush()
+                os.fsync(f.fileno())
+                info["first_step"] = steps[rec.split]
+                steps[rec.split] += info["steps"]
+            _write_atomic(log / f"{i:06d}.json", json.dumps(info).encode())
+            records.append(info)
+    finally:
+        for f in files.values():
+            f.close()
+    return records
+
+
+def _decode(rec: Recording, root: Path, permutation: np.ndarray | None, skip_bad: bool):
+    """One recording as int16 whole frames (permuted within frames if asked), and its
+    log entry: checksum, rates, sums for the normalization, or the decoding error."""
     path = root / rec.path
     info = {"key": rec.key, "path": rec.path, "split": rec.split, "sha256": _sha256_file(path),
-            "bytes": path.stat().st_size, "steps": 0, "shard": stem.name}
+            "bytes": path.stat().st_size, "steps": 0}
     try:
         audio = read_audio(path)
     except AudioError as e:
         if not skip_bad:
             raise
-        info["error"] = str(e)
-    else:
-        steps = len(audio.samples) // SAMPLES_PER_STEP
-        pcm, clipped = to_int16(audio.samples[:steps * SAMPLES_PER_STEP])
-        if permutation is not None:
-            pcm = pcm.reshape(steps, SAMPLES_PER_STEP)[:, permutation].ravel()
-        wide = pcm.astype(np.float64)
-        info.update(samples=len(audio.samples), steps=steps, duration=round(audio.duration, 4),
-                    source_rate=audio.source_rate, source_channels=audio.source_channels,
-                    clipped=clipped, sum=float(wide.sum()), sum_sq=float(wide @ wide))
-        tmp = stem.with_suffix(f".npy.tmp{os.getpid()}")
-        with open(tmp, "wb") as f:
-            np.save(f, pcm)
-        os.replace(tmp, stem.with_suffix(".npy"))
-    _write_atomic(info_path, json.dumps(info).encode())
-    return info
+        return {**info, "error": str(e)}, None
+    steps = len(audio.samples) // SAMPLES_PER_STEP
+    pcm, clipped = to_int16(audio.samples[:steps * SAMPLES_PER_STEP])
+    if permutation is not None:
+        pcm = pcm.reshape(steps, SAMPLES_PER_STEP)[:, permutation].ravel()
+    wide = pcm.astype(np.float64)
+    info.update(samples=len(audio.samples), steps=steps, duration=round(audio.duration, 4),
+                source_rate=audio.source_rate, source_channels=audio.source_channels,
+                clipped=clipped, sum=float(wide.sum()), sum_sq=float(wide @ wide))
+    return info, pcm
 
 
-def _assemble(out: Path, split: str, records: list[dict], shards: Path, chunk_steps: int) -> dict:
-    """Concatenate the split's shards (in corpus order) into ``<split>.i16``."""
+def _describe(out: Path, split: str, records: list[dict], chunk_steps: int) -> dict:
+    """The manifest entry of a split whose partial file is complete."""
     if not records:
         raise PreparationError(f"the {split} split is empty: every one of its files was skipped or "
-                               f"shorter than one frame (see {shards}/*.json)")
-    target, offset = out / f"{split}.i16", 0
-    tmp, sha = target.with_suffix(f".i16.tmp{os.getpid()}"), hashlib.sha256()
-    with open(tmp, "wb") as f:
-        for rec in tqdm(records, desc=f"writing {split}.i16", unit="file", leave=False):
-            data = np.load(shards / f"{rec.pop('shard')}.npy").tobytes()
-            f.write(data)
-            sha.update(data)
-            rec["first_step"], offset = offset, offset + rec["steps"]
-    os.replace(tmp, target)
-    steps = offset
+                               f"shorter than one frame (see {out / 'log'})")
+    steps = sum(r["steps"] for r in records)
     if split == "train" and steps < chunk_steps:
         raise PreparationError(f"the training split holds {steps * SAMPLES_PER_STEP / SAMPLE_RATE:.2f} s "
                                f"of audio, less than one {chunk_steps}-step chunk; add recordings")
-    return {"file": target.name, "dtype": "int16", "steps": steps, "samples": steps * SAMPLES_PER_STEP,
+    return {"file": f"{split}.i16", "dtype": "int16", "steps": steps, "samples": steps * SAMPLES_PER_STEP,
             "seconds": steps * SAMPLES_PER_STEP / SAMPLE_RATE, "chunks": steps // chunk_steps,
-            "sha256": sha.hexdigest(), "recordings": records}
+            "sha256": _sha256_file(out / f"{split}.i16.partial"), "recordings": records}
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -191,9 +191,31 @@ def test_interrupted_preparation_resumes_without_redoing_work(tmp_path, monkeypa
     with pytest.raises(KeyboardInterrupt):
         prepare_folder(root, tmp_path / "out")
     assert not list((tmp_path / "out").glob("*/manifest.json"))
+    for partial in (tmp_path / "out").glob("*/*.i16.partial"):
+        with open(partial, "ab") as f:
+            f.write(b"half-written frame")                   # as if killed while appending
     calls.clear()
     path = prepare_folder(root, tmp_path / "out")
-    assert len(calls) == 2 and not (path / "shards").exists()
+    assert len(calls) == 2 and not (path / "log").exists()
+    assert sorted(p.name for p in path.iterdir()) == ["manifest.json", "test.i16", "train.i16", "valid.i16"]
+    assert manifest(path)["splits"] == manifest(clean)["splits"]
+
+
+def test_preparation_cut_just_before_the_manifest_finishes_on_rerun(tmp_path, monkeypatch):
+    root = make_long_folder(tmp_path / "corpus")
+    clean = prepare_folder(root, tmp_path / "clean")
+    real = speech_prepare._write_atomic
+
+    def killed_at_manifest(path, data):
+        if path.name == "manifest.json":
+            raise KeyboardInterrupt
+        real(path, data)
+    monkeypatch.setattr(speech_prepare, "_write_atomic", killed_at_manifest)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_folder(root, tmp_path / "out")
+    monkeypatch.setattr(speech_prepare, "_write_atomic", real)
+    monkeypatch.setattr(speech_prepare, "read_audio", None)     # nothing may be decoded again
+    path = prepare_folder(root, tmp_path / "out")
     assert manifest(path)["splits"] == manifest(clean)["splits"]
 
 

@@ -70,6 +70,8 @@ def prepare(corpus: Corpus, out_root: str | Path, chunk_seconds: float = 2.0,
     n = sum(rec["steps"] for rec in train) * SAMPLES_PER_STEP
     mean = sum(rec["sum"] for rec in train) / n
     std = float(np.sqrt(sum(rec["sum_sq"] for rec in train) / n - mean ** 2))
+    if not std > 0:
+        raise PreparationError(f"the training audio of {corpus.root} is constant (std 0); it cannot be normalized")
     for split in splits.values():
         for rec in split["recordings"]:
             del rec["sum"], rec["sum_sq"]
@@ -92,8 +94,6 @@ def prepare(corpus: Corpus, out_root: str | Path, chunk_seconds: float = 2.0,
         "clipped": [{"path": r["path"], "samples": r["clipped"]} for r in records if r.get("clipped")],
         "duplicates_left_out": corpus.duplicates,
     }
-    if not std > 0:
-        raise PreparationError(f"the training audio of {corpus.root} is constant (std 0); it cannot be normalized")
     for split in SPLITS:
         os.replace(out / f"{split}.i16.partial", out / f"{split}.i16")
     _write_atomic(out / "manifest.json", json.dumps(manifest, indent=1).encode())

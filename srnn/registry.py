@@ -1,6 +1,6 @@
 """Where every data file comes from, what it must hash to, and a verified downloader.
 
-Each :class:`DataFile` names public URLs (raw GitHub files at the commits listed in
+Each :class:`DataFile` names public URLs (raw GitHub files at pinned commits, as in
 ``data/jsb/SOURCES.md``), its sha256 and its size. :func:`fetch` returns a verified local
 path: a file shipped in the repository's ``data/`` folder is used in place; anything else
 lives in the cache folder (``$SRNN_CACHE``, default ``~/.cache/srnn``), is downloaded to a

@@ -250,8 +250,9 @@ def test_missing_or_wrong_corpora_say_what_to_get(tmp_path):
 
 def test_damaged_or_unfinished_preparation_is_refused(tmp_path):
     path = prepare_folder(make_long_folder(tmp_path / "corpus"), tmp_path / "out")
-    with pytest.raises(ValueError, match=r"2 training chunks .* batch_size <= 2"):
-        load_prepared(path, batch_size=3)
+    chunks = manifest(path)["splits"]["train"]["chunks"]
+    with pytest.raises(ValueError, match=rf"{chunks} training chunks .* batch_size <= {chunks}"):
+        load_prepared(path, batch_size=chunks + 1)
     with open(path / "test.i16", "r+b") as f:
         f.truncate(100)
     with pytest.raises(PreparationError, match=r"test\.i16 has 100 bytes.*prepare again"):

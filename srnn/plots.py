@@ -31,6 +31,7 @@ def training_curves(history: list[dict], title: str = ""):
     training (beta-weighted as trained, averaged over the epoch) and validation (beta = 1),
     with the KL temperature beta on a second axis."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [r["epoch"] for r in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
@@ -40,6 +41,7 @@ def training_curves(history: list[dict], title: str = ""):
             if points:
                 ax.plot(*zip(*points), style, label=split)
         ax.set(xlabel="epoch", ylabel=label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     beta = right.twinx()
     beta.plot(epochs, [r["beta"] for r in history], ":", color="gray", label="beta (end of epoch)")

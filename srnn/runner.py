@@ -8,14 +8,16 @@ each with one cell tagged ``parameters``. A page of the book that runs code is a
 ``book/pages/<page>.yml``::
 
     notebook: training          # book/notebooks/training.py
+    title: "Training: JSB Chorales"  # optional: replaces the notebook's first heading
     parameters: {dataset: jsb}  # for every profile
     smoke: {train: true}        # only for --profile smoke (overrides the above)
     paper: {train: true}
 
 so one notebook can become several pages (one per data set). The runner converts each
 source with jupytext in memory, injects the page's parameters, plus ``profile``,
-``device`` and ``runs_dir`` (where runs of this batch go, default ``runs/<profile>``) to
-the notebooks whose parameters cell declares them, and writes the executed notebook to
+``device``, ``runs_dir`` (where runs of this batch go, default ``runs/<profile>``) and
+``results_dir`` (where their records go, see PROFILES) and ``page`` to the notebooks whose
+parameters cell declares them, and writes the executed notebook to
 ``book/executed/<page>.ipynb``, a git-ignored folder that ``_toc.yml`` points at.
 Notebooks run with the repository root as working directory.
 
@@ -37,8 +39,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 EXECUTED = BOOK / "executed"
-PROFILES = ("smoke", "paper")
-PAGE_KEYS = {"notebook", "parameters", *PROFILES}
+# Where each profile's result records go: smoke runs are throwaway and never mix with the
+# committed records under results/ that the Results page reads.
+PROFILES = {"smoke": "{runs_dir}/results", "paper": "results"}
+PAGE_KEYS = {"notebook", "title", "parameters", *PROFILES}
 RERUN = "python -m srnn.runner --profile smoke --device cpu"
 
 
@@ -58,6 +62,7 @@ class Page:
     name: str
     source: Path
     parameters: dict
+    title: str | None = None
 
 
 def toc_pages(toc: Path) -> list[str]:
@@ -105,9 +110,19 @@ def declared_parameters(nb) -> list[str]:
     return names
 
 
+def retitle(nb, title: str, source: Path) -> None:
+    """Replace the notebook's title (the ``# `` line opening its first markdown cell)."""
+    first = next((c for c in nb.cells if c.cell_type == "markdown"), None)
+    if first is None or not first.source.startswith("# "):
+        raise BookError(f"{source} must open with a markdown cell whose first line is its '# ' title "
+                        "for a page file to give it another title")
+    first.source = f"# {title}\n" + first.source.split("\n", 1)[1]
+
+
 def load_page(path: Path, profile: str, injected: dict) -> Page:
     """Read ``book/pages/<page>.yml`` for one profile and check its parameter names;
-    ``injected`` (profile, device, runs_dir) goes to the notebooks that declare it."""
+    ``injected`` (profile, device, runs_dir, results_dir) and ``page`` (the page's name) go
+    to the notebooks that declare them."""
     import yaml
 
     if not path.is_file():
@@ -125,8 +140,9 @@ def load_page(path: Path, profile: str, injected: dict) -> Page:
     if undeclared:
         raise BookError(f"{path}: parameter(s) {undeclared} are not in the parameters cell of {source}; "
                         f"its parameters are {declared}")
-    parameters.update({k: v for k, v in injected.items() if k in declared})
-    return Page(path.stem, source, parameters)
+    context = {**injected, "page": path.stem}
+    parameters.update({k: v for k, v in context.items() if k in declared})
+    return Page(path.stem, source, parameters, spec.get("title"))
 
 
 def execute_page(page: Page, profile: str, out_dir: Path) -> Path:
@@ -135,6 +151,8 @@ def execute_page(page: Page, profile: str, out_dir: Path) -> Path:
     from papermill.exceptions import PapermillExecutionError
 
     nb = read_notebook(page.source)
+    if page.title:
+        retitle(nb, page.title, page.source)
     nb.metadata["srnn"] = {"page": page.name, "profile": profile, "source": shown(page.source)}
     target = out_dir / f"{page.name}.ipynb"
     try:
@@ -170,8 +188,9 @@ def run_batch(profile: str, device: str, pages: list[str] | None = None,
         raise BookError(f"book/pages has page file(s) {orphans} that _toc.yml does not list; "
                         "add them to _toc.yml as executed/<page> or delete them")
     # Check every page before running any, so that a typo costs seconds, not a batch.
-    injected = {"profile": profile, "device": device,
-                "runs_dir": str(runs_dir or Path("runs") / profile)}
+    runs_dir = str(runs_dir or Path("runs") / profile)
+    injected = {"profile": profile, "device": device, "runs_dir": runs_dir,
+                "results_dir": PROFILES[profile].format(runs_dir=runs_dir)}
     todo = [load_page(BOOK / "pages" / f"{n}.yml", profile, injected) for n in names if not pages or n in pages]
     out_dir.mkdir(parents=True, exist_ok=True)
     if not pages:

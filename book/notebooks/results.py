@@ -1,0 +1,112 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Results
+#
+# The paper's Tables 1 and 2 {cite:p}`fraccaro2016srnn` next to the runs committed to
+# `results/`. Every number of ours comes from a `run.json` record, which holds the
+# config, the data fingerprint, the code version, the hardware and the command that
+# reproduces it; a row without a record says so instead of showing a number. Only runs
+# of the `paper` profile count here: smoke runs are never committed.
+
+# %% tags=["parameters"]
+profile = "smoke"
+results_root = "results"   # the committed records
+
+# %%
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+from srnn import results
+from srnn.plots import markdown_table
+
+runs = results.load_runs(results_root, profile="paper")
+glue("committed_runs", len(runs), display=False)
+print(f"{len(runs)} committed run(s) of the paper profile under {results_root}/")
+
+NO_RUN = "no run yet"
+
+
+def number(value, digits):
+    return NO_RUN if value is None else f"{value:.{digits}f}"
+
+
+# %% [markdown]
+# ## Polyphonic music (Table 2)
+#
+# Average log-likelihood lower bound per time step on the test pieces, higher is better.
+# The paper computed it on the SRNN authors' arrays (*npz*) as the mean over pieces of
+# each piece's bound divided by its length; we report that estimator, the one over all
+# frames, and the importance-weighted bound {cite:p}`burda2016iwae`. Rows on the
+# *classic* piano rolls have no paper number: the two grids are not comparable (see the
+# music data page).
+
+# %% tags=["remove-input"]
+music = results.music_table(runs)
+rows = []
+for r in music:
+    iwae = f"{r['iwae']:.3f} (K={r['iwae_k']})" if r.get("iwae") is not None else "-"
+    gap = r.get("gap")
+    rows.append((r["data set"], r["data"], number(r["paper"], 2), number(r.get("elbo"), 3),
+                 number(r.get("elbo_frames"), 3) if "run" in r else NO_RUN, iwae if "run" in r else NO_RUN,
+                 "-" if gap is None else f"{gap:+.3f}", f"`{r['run']}`" if "run" in r else "-"))
+    if "run" in r:
+        glue(f"music_{r['run']}", r["elbo"], display=False)
+markdown_table(["data set", "data", "paper", "ours: ELBO / step", "ours: all frames", "ours: IWAE", "gap", "run"],
+               rows, caption="Table 2: test log-likelihood bound per time step on polyphonic music (SRNN smooth+Resq).",
+               name="tab-results-music")
+
+# %% [markdown]
+# ## Speech (Table 1)
+#
+# Average log-likelihood lower bound per test sequence: per 0.5 s piece for Blizzard,
+# per utterance for TIMIT, higher is better, for the four SRNN variants. TIMIT and
+# Blizzard are licensed corpora: a row stays empty until someone with the corpus runs
+# the page's command (see the TIMIT and Blizzard training pages) and commits the record.
+
+# %% tags=["remove-input"]
+speech = results.speech_table(runs)
+rows = []
+for r in speech:
+    cells = [r["model"]]
+    for corpus in ("blizzard", "timit"):
+        ours, paper = r[f"{corpus} ours"], r[f"{corpus} paper"]
+        cells += [f"{paper:,}", number(ours, 0), "-" if ours is None else f"{ours - paper:+,.0f}"]
+    rows.append(cells)
+markdown_table(["model", "Blizzard: paper", "ours", "gap", "TIMIT: paper", "ours", "gap"], rows,
+               caption="Table 1: average test log-likelihood bound per sequence on raw speech.",
+               name="tab-results-speech")
+
+# %% [markdown]
+# ## Where we fall short
+#
+# The rows below have a run whose bound is lower than the paper's. The training page of
+# each data set shows whether the run was still improving when it stopped.
+
+# %%
+short = [(r["data set"], r["gap"]) for r in music if r.get("gap") is not None and r["gap"] < 0]
+short += [(f"{r['model']}, {corpus}", r[f"{corpus} ours"] - r[f"{corpus} paper"])
+          for r in speech for corpus in ("blizzard", "timit")
+          if r[f"{corpus} ours"] is not None and r[f"{corpus} ours"] < r[f"{corpus} paper"]]
+missing = sum(r.get("elbo") is None for r in music if r["paper"] is not None) + \
+    sum(r[f"{c} ours"] is None for r in speech for c in ("blizzard", "timit"))
+glue("rows_short", len(short), display=False)
+glue("rows_missing", missing, display=False)
+text = "\n".join(f"- {name}: {gap:+.3f} below the paper" for name, gap in short) or \
+    "- none of the rows that have a run is below the paper"
+display(Markdown(text + f"\n\n{missing} of the paper's numbers have no committed run yet."))
+
+# %% [markdown]
+# ## Provenance of every committed run
+
+# %% tags=["remove-input"]
+rows = [(f"`{r['id']}`", r["hardware"]["device"], f"`{r['code']['commit'][:10]}`" + (" (dirty)" if r["code"]["dirty"] else ""),
+         r["epochs"], f"{r['wall_time_s'] / 3600:.2f}", f"`{r['command']}`") for r in runs]
+markdown_table(["run", "device", "code", "epochs", "hours", "command"], rows or [("none yet", "-", "-", "-", "-", "-")],
+               caption="The committed runs: where and how each number was made.", name="tab-results-provenance")

@@ -1,0 +1,157 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Training on one data set
+#
+# This page is executed once per data set (section 5 of {cite:t}`fraccaro2016srnn` and
+# section 1 of its supplementary material). It trains SRNN with the settings below, or
+# shows a run that was trained before and committed to `results/`, with the curves of the
+# bound during training and the test bound next to the paper's number.
+#
+# The bound is computed per time step: for music a step is one frame of the piano roll,
+# for speech one frame of 200 audio samples. Music reports the mean over test pieces of
+# each piece's bound divided by its length (the estimator of the authors' code) and also
+# the bound summed over all test frames divided by their number; speech reports the bound
+# per test sequence (a 0.5 s piece for Blizzard and the embedded sample, a whole utterance
+# for TIMIT).
+
+# %% tags=["parameters"]
+profile = "smoke"
+page = "training_jsb"          # the runner's name of this page
+device = "cpu"
+runs_dir = "runs/smoke"        # checkpoints
+results_dir = "results"        # where records go
+data_name = "JSB Chorales"     # the data set in the text
+domain = "music"               # or "speech"
+dataset = "jsb"                # jsb, nottingham, muse, piano; sample, timit, blizzard
+form = "npz"                   # music: npz (Table 2) or classic
+run_id = "jsb-npz-smooth-resq" # results/<domain>/<run_id>/
+preset_name = "music"          # srnn.config preset
+overrides = {}                 # config fields changed
+train = False                  # False: show the committed run only
+iwae_samples = 100             # K of the IWAE test bound
+corpus_env = ""                # variable naming a licensed corpus
+
+# %%
+import json
+import os
+from pathlib import Path
+
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+from srnn import experiment, results
+from srnn.pages import batch_record, find_record, missing_run, run_summary
+from srnn.config import preset
+from srnn.plots import markdown_table, training_curves
+
+cfg = preset(preset_name, **overrides)
+print(f"{data_name}: preset {preset_name!r}, variant {cfg.variant}, profile {profile!r}, overrides {overrides}")
+
+
+# %% [markdown]
+# ## Settings
+#
+# The paper's settings are the presets `music`, `timit` and `blizzard` of `srnn.config`
+# (the `paper` profile); the `smoke` profile shrinks them so that the whole book runs on
+# a CPU in minutes. The differences from the preset used here:
+
+# %% tags=["remove-input"]
+base = preset(preset_name)
+changed = [(k, getattr(base, k), v) for k, v in overrides.items()]
+markdown_table(["field", "preset", "this page"], changed or [("(none)", "", "")],
+               caption=f"Config fields that differ from the {preset_name!r} preset.", name=f"tab-overrides-{page}")
+
+# %% [markdown]
+# ## This page's run
+
+# %% tags=["hide-input"]
+corpus = os.environ.get(corpus_env, "") if corpus_env else ""
+if domain == "speech" and dataset != "sample" and train and not corpus:
+    print(f"{data_name} is not available on this machine: set {corpus_env}=/path/to/the/corpus "
+          f"and run this page again. Nothing was trained.")
+    train = False
+if train:
+    if domain == "music":
+        data_args = ["--dataset", dataset, "--form", form]
+    else:
+        from srnn import speech
+        out = Path(runs_dir) / "data"
+        prepared = speech.prepare_sample(out) if dataset == "sample" else \
+            getattr(speech, f"prepare_{dataset}")(corpus, out)
+        data_args = ["--prepared", str(prepared)]
+    argv = [domain, *data_args, "--preset", preset_name, "--variant", cfg.variant,
+            "--set", f"device={device}", *(f"{k}={json.dumps(v)}" for k, v in overrides.items()),
+            "--iwae-samples", str(iwae_samples), "--profile", profile,
+            "--runs", runs_dir, "--results", results_dir]
+    experiment.main(argv)
+    run_path = Path(results_dir) / domain / run_id / "run.json"
+    if not run_path.is_file():
+        raise FileNotFoundError(f"the experiment did not write {run_path}: the page's run_id {run_id!r} does not match "
+                                f"the id srnn.experiment gives this run; fix run_id in book/pages/")
+
+# %% [markdown]
+# ## The committed run
+#
+# Trained with the paper's settings and committed to `results/`.
+
+# %%
+committed = find_record(domain, run_id)
+display(Markdown(missing_run(data_name, domain, run_id, page, corpus_env) if committed is None else run_summary(committed)))
+
+# %% mystnb={"figure": {"caption": "The committed run: bound and KL per step during training (training averages use the annealed beta; validation uses beta = 1)."}}
+if committed is not None:
+    display(training_curves(committed["history"], title=f"{data_name}, {committed['variant']}, {committed['profile']}"))
+
+# %% [markdown]
+# ## This build's run
+#
+# A `smoke` build trains a tiny model for a few epochs: its numbers show that the
+# pipeline works, not what SRNN can do. A `paper` build writes its run to `results/`,
+# so it is the committed run above.
+
+# %%
+fresh = batch_record(domain, run_id, results_dir)
+if fresh is None:
+    print(f"none: this {profile!r} build did not train a separate run of this page")
+else:
+    display(Markdown(run_summary(fresh)))
+
+# %% mystnb={"figure": {"caption": "This build's run: bound and KL per step during training."}}
+if fresh is not None:
+    display(training_curves(fresh["history"], title=f"{data_name}, {fresh['variant']}, {fresh['profile']}"))
+records = [r for r in (committed, fresh) if r is not None]
+
+# %% [markdown]
+# ## Test bound
+
+# %% tags=["remove-input"]
+paper = results.PAPER_MUSIC.get(dataset) if domain == "music" and form == "npz" else \
+    results.PAPER_SPEECH["smooth+Resq"].get(dataset) if domain == "speech" else None
+rows = []
+for record in records:
+    t = record["test"]
+    if domain == "music":
+        ours = t["elbo_per_step_seq"]
+        rows.append((record["profile"], f"{ours:.3f}", f"{t['elbo_per_step']:.3f}",
+                     f"{t['iwae_per_step_seq']:.3f} (K={t['iwae_samples']})" if "iwae_per_step_seq" in t else "-",
+                     "-" if paper is None else f"{paper:.2f}", "-" if paper is None else f"{ours - paper:+.3f}"))
+        headers = ["run", "ELBO / step (mean over pieces)", "ELBO / step (all frames)", "IWAE / step",
+                   "paper (Table 2)", "gap"]
+    else:
+        ours = t["elbo_per_seq"]
+        rows.append((record["profile"], f"{ours:.0f}", f"{t['elbo_per_step'] / 200:.4f}",
+                     f"{t['iwae_per_seq']:.0f} (K={t['iwae_samples']})" if "iwae_per_seq" in t else "-",
+                     "-" if paper is None else f"{paper}", "-" if paper is None else f"{ours - paper:+.0f}"))
+        headers = ["run", "ELBO / sequence", "ELBO / sample", "IWAE / sequence", "paper (Table 1)", "gap"]
+    glue(f"elbo_{record['profile']}", ours, display=False)
+if not rows:
+    headers, rows = ["run", "test bound"], [("no run yet", "-")]
+markdown_table(headers, rows, caption=f"{data_name}: test log-likelihood lower bound (higher is better).",
+               name=f"tab-test-bound-{page}")

@@ -1,6 +1,8 @@
-"""What a page of the book shows: the records of its runs, or how to make a missing one.
+"""What a page of the book runs and shows: its runs' records, or how to make a missing one.
 
-A page names its runs by id (``results/<domain>/<id>/run.json``). It shows the committed
+A page trains through :func:`train_run`, which calls ``python -m srnn.experiment`` with
+the page's settings, so every record carries the exact command that remakes it. A page
+names its runs by id (``results/<domain>/<id>/run.json``). It shows the committed
 record (under ``results/``, trained with the paper's settings) when there is one and, in
 a batch whose profile records elsewhere (``smoke``: ``runs/smoke/results``), also the
 record that batch just trained, labelled with its profile. A run that has no committed
@@ -8,9 +10,12 @@ record is reported with the command that makes it, never silently left out.
 """
 from __future__ import annotations
 
+import json
+import shlex
 from pathlib import Path
 
-from .results import load_run
+from . import experiment
+from .results import load_run, load_runs
 
 COMMITTED = "results"
 
@@ -41,3 +46,30 @@ def run_summary(record: dict) -> str:
     return (f"Run `{record['id']}`, profile `{record['profile']}`: {record['epochs']} epochs on "
             f"{record['hardware']['device']} in {record['wall_time_s'] / 60:.1f} min; best validation "
             f"bound at epoch {record['best_epoch']}{still}. Reproduce with `{record['command']}`.")
+
+
+def train_run(domain: str, dataset: str, *, preset_name: str, overrides: dict, profile: str, device: str,
+              runs_dir: str, results_dir: str, form: str = "npz", variant: str = "smooth+Resq",
+              name: str = "", iwae_samples: int = 1, corpus: str = "") -> dict:
+    """Train one run with ``srnn.experiment`` (resuming a partial one) and return its record.
+
+    Speech data are prepared first under ``<runs_dir>/data``: the embedded sample, or the
+    TIMIT / Blizzard corpus found in the folder ``corpus``.
+    """
+    if domain == "music":
+        data = ["--dataset", dataset, "--form", form]
+    else:
+        from . import speech
+        out = Path(runs_dir) / "data"
+        prepared = speech.prepare_sample(out) if dataset == "sample" else \
+            getattr(speech, f"prepare_{dataset}")(corpus, out)
+        data = ["--prepared", str(prepared)]
+    argv = [domain, *data, "--preset", preset_name, "--variant", variant,
+            "--set", f"device={device}", *(f"{k}={json.dumps(v)}" for k, v in overrides.items()),
+            "--iwae-samples", str(iwae_samples), "--profile", profile,
+            "--runs", runs_dir, "--results", results_dir, *(["--name", name] if name else [])]
+    experiment.main(argv)
+    made = [r for r in load_runs(results_dir) if shlex.split(r["command"])[3:] == argv]
+    if len(made) != 1:
+        raise RuntimeError(f"expected one record of srnn.experiment {argv} under {results_dir}, found {len(made)}")
+    return made[0]

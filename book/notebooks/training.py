@@ -39,15 +39,13 @@ iwae_samples = 100             # K of the IWAE test bound
 corpus_env = ""                # variable naming a licensed corpus
 
 # %%
-import json
 import os
-from pathlib import Path
 
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from srnn import experiment, results
-from srnn.pages import batch_record, find_record, missing_run, run_summary
+from srnn import results
+from srnn.pages import batch_record, find_record, missing_run, run_summary, train_run
 from srnn.config import preset
 from srnn.plots import markdown_table, training_curves
 
@@ -78,23 +76,12 @@ if domain == "speech" and dataset != "sample" and train and not corpus:
           f"and run this page again. Nothing was trained.")
     train = False
 if train:
-    if domain == "music":
-        data_args = ["--dataset", dataset, "--form", form]
-    else:
-        from srnn import speech
-        out = Path(runs_dir) / "data"
-        prepared = speech.prepare_sample(out) if dataset == "sample" else \
-            getattr(speech, f"prepare_{dataset}")(corpus, out)
-        data_args = ["--prepared", str(prepared)]
-    argv = [domain, *data_args, "--preset", preset_name, "--variant", cfg.variant,
-            "--set", f"device={device}", *(f"{k}={json.dumps(v)}" for k, v in overrides.items()),
-            "--iwae-samples", str(iwae_samples), "--profile", profile,
-            "--runs", runs_dir, "--results", results_dir]
-    experiment.main(argv)
-    run_path = Path(results_dir) / domain / run_id / "run.json"
-    if not run_path.is_file():
-        raise FileNotFoundError(f"the experiment did not write {run_path}: the page's run_id {run_id!r} does not match "
-                                f"the id srnn.experiment gives this run; fix run_id in book/pages/")
+    record = train_run(domain, dataset, preset_name=preset_name, overrides=overrides, profile=profile,
+                       device=device, runs_dir=runs_dir, results_dir=results_dir, form=form,
+                       iwae_samples=iwae_samples, corpus=corpus)
+    if record["id"] != run_id:
+        raise ValueError(f"srnn.experiment named this run {record['id']!r} but the page expects {run_id!r}: "
+                         f"fix run_id in book/pages/{page}.yml")
 
 # %% [markdown]
 # ## The committed run

@@ -20,6 +20,12 @@ from .results import load_run, load_runs
 COMMITTED = "results"
 
 
+def run_id(domain: str, dataset: str, form: str = "npz", variant: str = "smooth+Resq", name: str = "") -> str:
+    """The id ``srnn.experiment`` gives a run (checked by :func:`train_run` on every run)."""
+    base = f"{dataset}-{form}" if domain == "music" else dataset
+    return "-".join(filter(None, [base, variant.replace("+", "-").lower(), name]))
+
+
 def find_record(domain: str, run_id: str, results_dir: str = COMMITTED) -> dict | None:
     """The record of ``run_id`` under ``results_dir``, or None where there is none yet."""
     path = Path(results_dir) / domain / run_id / "run.json"
@@ -72,4 +78,7 @@ def train_run(domain: str, dataset: str, *, preset_name: str, overrides: dict, p
     made = [r for r in load_runs(results_dir) if shlex.split(r["command"])[3:] == argv]
     if len(made) != 1:
         raise RuntimeError(f"expected one record of srnn.experiment {argv} under {results_dir}, found {len(made)}")
+    if made[0]["id"] != run_id(domain, dataset, form, variant, name):
+        raise RuntimeError(f"srnn.experiment named the run {made[0]['id']!r}, srnn.pages.run_id says "
+                           f"{run_id(domain, dataset, form, variant, name)!r}: make them agree")
     return made[0]

@@ -46,7 +46,7 @@ from myst_nb import glue
 from srnn import music
 from srnn.checkpoint import load_model
 from srnn.config import preset
-from srnn.pages import find_record, missing_run, train_run
+from srnn.pages import find_record, missing_run, run_id, train_run
 from srnn.plots import kl_per_dimension, markdown_table, training_curves
 
 
@@ -70,10 +70,10 @@ for name in schedules:
                                   profile=profile, device=device, runs_dir=runs_dir, results_dir=results_dir,
                                   name=run_name)
     else:
-        records[name] = find_record("music", f"{dataset}-npz-smooth-resq-{run_name}", results_dir)
+        records[name] = find_record("music", run_id("music", dataset, name=run_name), results_dir)
 missing = [name for name, r in records.items() if r is None]
 for name in missing:
-    display(Markdown(missing_run(f"the {name!r} schedule", "music", f"{dataset}-npz-smooth-resq-anneal-{name}", page)))
+    display(Markdown(missing_run(f"the {name!r} schedule", "music", run_id("music", dataset, name=f"anneal-{name}"), page)))
 records = {name: r for name, r in records.items() if r is not None}
 print(f"{len(records)} of {len(schedules)} schedules have a run ({profile} profile, records in {results_dir})")
 

@@ -31,7 +31,6 @@ data_name = "JSB Chorales"     # the data set in the text
 domain = "music"               # or "speech"
 dataset = "jsb"                # jsb, nottingham, muse, piano; sample, timit, blizzard
 form = "npz"                   # music: npz (Table 2) or classic
-run_id = "jsb-npz-smooth-resq" # results/<domain>/<run_id>/
 preset_name = "music"          # srnn.config preset
 overrides = {}                 # config fields changed
 train = False                  # False: show the committed run only
@@ -45,12 +44,12 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from srnn import results
-from srnn.pages import batch_record, find_record, missing_run, run_summary, train_run
+from srnn.pages import batch_record, find_record, missing_run, run_id, run_summary, train_run
 from srnn.config import preset
 from srnn.plots import markdown_table, training_curves
 
-cfg = preset(preset_name, **overrides)
-print(f"{data_name}: preset {preset_name!r}, variant {cfg.variant}, profile {profile!r}, overrides {overrides}")
+name = run_id(domain, dataset, form)      # the smooth+Resq model of the paper's tables
+print(f"{data_name}: run {name!r}, preset {preset_name!r}, profile {profile!r}, overrides {overrides}")
 
 
 # %% [markdown]
@@ -76,12 +75,8 @@ if domain == "speech" and dataset != "sample" and train and not corpus:
           f"and run this page again. Nothing was trained.")
     train = False
 if train:
-    record = train_run(domain, dataset, preset_name=preset_name, overrides=overrides, profile=profile,
-                       device=device, runs_dir=runs_dir, results_dir=results_dir, form=form,
-                       iwae_samples=iwae_samples, corpus=corpus)
-    if record["id"] != run_id:
-        raise ValueError(f"srnn.experiment named this run {record['id']!r} but the page expects {run_id!r}: "
-                         f"fix run_id in book/pages/{page}.yml")
+    train_run(domain, dataset, preset_name=preset_name, overrides=overrides, profile=profile, device=device,
+              runs_dir=runs_dir, results_dir=results_dir, form=form, iwae_samples=iwae_samples, corpus=corpus)
 
 # %% [markdown]
 # ## The committed run
@@ -89,8 +84,8 @@ if train:
 # Trained with the paper's settings and committed to `results/`.
 
 # %%
-committed = find_record(domain, run_id)
-display(Markdown(missing_run(data_name, domain, run_id, page, corpus_env) if committed is None else run_summary(committed)))
+committed = find_record(domain, name)
+display(Markdown(missing_run(data_name, domain, name, page, corpus_env) if committed is None else run_summary(committed)))
 
 # %% mystnb={"figure": {"caption": "The committed run: bound and KL per step during training (training averages use the annealed beta; validation uses beta = 1)."}}
 if committed is not None:
@@ -104,7 +99,7 @@ if committed is not None:
 # so it is the committed run above.
 
 # %%
-fresh = batch_record(domain, run_id, results_dir)
+fresh = batch_record(domain, name, results_dir)
 if fresh is None:
     print(f"none: this {profile!r} build did not train a separate run of this page")
 else:

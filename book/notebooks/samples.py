@@ -1,0 +1,95 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Samples
+#
+# A generative model can be listened to. Each run of the smooth+Resq model wrote a few
+# sequences sampled from $p_\theta(x_{1:T})$ when it finished (`SRNN.generate`): the
+# deterministic state is driven by the model's own previous sample, $u_t = x_{t-1}$, and
+# every $z_t$ is drawn from the prior $p_\theta(z_t \mid z_{t-1}, d_t)$. This page shows
+# the committed runs' samples and those of the runs this build trained.
+
+# %% tags=["parameters"]
+profile = "smoke"
+results_dir = "results"
+music_sets = ["jsb", "nottingham", "muse", "piano"]
+speech_sets = ["sample", "timit", "blizzard"]
+pieces = 3             # piano rolls drawn per run
+
+# %%
+from pathlib import Path
+
+import numpy as np
+import soundfile
+from IPython.display import Audio, Markdown, display
+from myst_nb import glue
+
+from srnn.pages import batch_record, find_record, run_id
+from srnn.plots import piano_rolls, waveforms
+
+
+def runs_with_samples(domain, datasets):
+    """(label, record) for every committed or freshly trained run that wrote samples."""
+    found = []
+    for dataset in datasets:
+        name = run_id(domain, dataset)
+        for record in (find_record(domain, name), batch_record(domain, name, results_dir)):
+            if record is not None and record.get("samples"):
+                found.append((f"{dataset}, {record['profile']} profile", record))
+    return found
+
+
+music = runs_with_samples("music", music_sets)
+speech = runs_with_samples("speech", speech_sets)
+glue("music_runs", len(music), display=False)
+glue("speech_runs", len(speech), display=False)
+print(f"music runs with samples: {[label for label, _ in music]}")
+print(f"speech runs with samples: {[label for label, _ in speech]}")
+
+# %% [markdown]
+# ## Music
+#
+# Piano rolls sampled from the music models (time to the right, MIDI note up), and the
+# first one played by the simple synthesizer of `srnn.midi`. The samples start from a
+# zero state and a silent first input, so the first steps show the model settling.
+
+# %% mystnb={"figure": {"caption": "Piano rolls sampled from SRNN trained on each music set."}}
+for label, record in music:
+    stored = np.load(Path(record["path"]) / "samples" / "rolls.npz")
+    rolls = stored["rolls"][:pieces]
+    glue(f"notes_per_step_{record['id']}_{record['profile']}", float(rolls.sum(-1).mean()), display=False)
+    display(piano_rolls(list(rolls), [f"{label}: sample {i + 1}" for i in range(len(rolls))]))
+
+# %%
+for label, record in music:
+    audio, rate = soundfile.read(Path(record["path"]) / "samples" / "sample1.wav", dtype="float32")
+    display(Markdown(f"**{label}**, sample 1:"), Audio(audio, rate=rate))
+if not music:
+    print("no music run with samples yet: the training pages say how to make one")
+
+# %% [markdown]
+# ## Speech
+#
+# Raw waveforms sampled from the speech models, 16 kHz, back in audio units
+# (`SpeechData.waveform` undoes the normalization).
+
+# %% mystnb={"figure": {"caption": "Waveforms sampled from SRNN trained on speech."}}
+clips = []
+for label, record in speech:
+    for path in sorted((Path(record["path"]) / "samples").glob("*.wav"))[:2]:
+        audio, rate = soundfile.read(path, dtype="float32")
+        clips.append((f"{label}: {path.stem}", audio, rate))
+if clips:
+    display(waveforms([c[1] for c in clips], [c[0] for c in clips], clips[0][2]))
+
+# %%
+for title, audio, rate in clips:
+    display(Markdown(f"**{title}**:"), Audio(audio, rate=rate))
+if not clips:
+    print("no speech run with samples yet: the training pages say how to make one")

@@ -157,7 +157,8 @@ def execute_page(page: Page, profile: str, out_dir: Path) -> Path:
     target = out_dir / f"{page.name}.ipynb"
     try:
         papermill.execute_notebook(nb, str(target), parameters=page.parameters, kernel_name="python3", language="python",
-                                   cwd=str(ROOT), progress_bar=False)
+                                   cwd=str(ROOT), progress_bar=False,
+                                   extra_arguments=["--IPKernelApp.log_level=ERROR"])  # no start-up chatter
     except PapermillExecutionError as err:
         failed = out_dir / "failed"
         failed.mkdir(exist_ok=True)

@@ -26,6 +26,11 @@ from .model import SRNN, State
 from .objective import training_loss
 
 
+# A run can be resumed with another length (stop earlier, or go on while it improves) or on
+# another device: neither changes the numbers of the epochs that both runs share.
+RESUMABLE_CHANGES = {"epochs": None, "device": None}
+
+
 class NonFiniteLossError(RuntimeError):
     pass
 
@@ -73,7 +78,7 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
     last = run_dir / "last.pt"
     if last.exists():
         ck = load_checkpoint(last)
-        if ck["config"] != cfg.to_dict():
+        if {**ck["config"], **RESUMABLE_CHANGES} != {**cfg.to_dict(), **RESUMABLE_CHANGES}:
             raise ValueError(f"{run_dir} holds a run with another config (see {run_dir}/config.json); "
                              f"train into a new folder or delete the old run")
         model.load_state_dict(ck["model"])

@@ -119,3 +119,16 @@ def test_the_build_refuses_a_missing_or_mixed_batch(tmp_path):
         runner.check_batch(fake_book(tmp_path / "missing", {"a": "smoke", "b": None}))
     with pytest.raises(BookError, match="different profiles"):
         runner.check_batch(fake_book(tmp_path / "mixed", {"a": "smoke", "b": "paper"}))
+
+
+def test_a_bad_data_set_name_and_a_record_of_another_format_stop_the_batch(tmp_path):
+    bad_name = runner.Page("training_typo", ROOT / "book" / "notebooks" / "training.py",
+                           {"page": "training_typo", "dataset": "jsbb", "train": False})
+    with pytest.raises(BookError, match=r"training_typo.yml: unknown music data set 'jsbb'"):
+        runner.execute_page(bad_name, "smoke", tmp_path)
+    record = tmp_path / "results" / "music" / "jsb-npz-smooth-resq" / "run.json"
+    record.parent.mkdir(parents=True)
+    record.write_text('{"format": 999, "profile": "paper"}')
+    old = runner.Page("results", ROOT / "book" / "notebooks" / "results.py", {"results_root": str(tmp_path / "results")})
+    with pytest.raises(BookError, match=r"run.json has results format 999"):
+        runner.execute_page(old, "smoke", tmp_path)

@@ -135,7 +135,7 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
             if checkpoint_every and pos["step"] % checkpoint_every == 0 and i + 1 < updates:
                 checkpoint(last)
         bar.close()
-        record = {"epoch": epoch + 1, "step": pos["step"], "lr": lr_at(cfg, epoch),
+        record = {"epoch": epoch + 1, "step": pos["step"], "device": str(device), "lr": lr_at(cfg, epoch),
                   "beta": beta_at(cfg, pos["step"] - 1, updates),
                   "train_elbo_per_step": (sums["ll"] - sums["kl"]) / sums["steps"],
                   "train_kl_per_step": sums["kl"] / sums["steps"],

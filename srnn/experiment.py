@@ -47,9 +47,10 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
     the best-on-validation model on the test set by the ELBO and the importance-weighted
     bound with ``iwae_samples`` samples, and write the record. Returns the record."""
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    device = resolve_device(cfg.device)
+    origin = provenance(device)          # the code as it was when the run started
     run_dir = Path(runs_root) / run_id
     history = train(cfg, data.train, data.valid, run_dir, progress=progress)
-    device = resolve_device(cfg.device)
     model = load_model(run_dir / "best.pt", device)
     t0 = time.time()
     torch.manual_seed(cfg.seed)
@@ -64,7 +65,7 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
         "id": run_id, "domain": domain, "dataset": data.name.split("-")[0],
         "data_form": getattr(data, "form", data.name.split("-", 1)[-1]), "variant": cfg.variant,
         "profile": profile, "command": command, "seed": cfg.seed, "config": cfg.to_dict(),
-        "data": data.fingerprint, **provenance(device), "started": started,
+        "data": data.fingerprint, **origin, "started": started,
         "train_wall_time_s": history[-1]["wall_time_s"], "test_wall_time_s": time.time() - t0,
         "epochs": len(history), "best_epoch": best["epoch"],
         "still_improving": best["epoch"] == history[-1]["epoch"],

@@ -43,7 +43,9 @@ def provenance(device: torch.device | str) -> dict:
 
     device = torch.device(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    commit = git("rev-parse", "HEAD")   # a copy without .git (e.g. a batch machine) may set SRNN_COMMIT
+    commit = git("rev-parse", "--verify", "--quiet", "HEAD")
+    if len(commit) != 40:                # a copy without git history (a batch machine) may set SRNN_COMMIT
+        commit = ""
     return {
         "code": {"commit": commit or os.environ.get("SRNN_COMMIT", "unknown"),
                  "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "srnn")) if commit else None},

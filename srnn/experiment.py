@@ -102,9 +102,11 @@ def _music(args, cfg):
 
 
 def _speech(args, cfg):
-    from .speech import load_prepared, write_samples
+    from .speech import load_prepared
+    if not args.prepared:
+        raise SystemExit("speech runs need --prepared FOLDER (see python -m srnn.speech --help)")
     data = load_prepared(args.prepared, batch_size=cfg.batch_size, window=cfg.window, seed=cfg.seed)
-    return data, data.name, write_samples
+    return data, data.name, data.write_samples
 
 
 def _override(item: str) -> tuple[str, object]:

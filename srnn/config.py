@@ -118,7 +118,7 @@ PRESETS: dict[str, dict] = {
     # Small sizes for the embedded speech sample on a CPU; not a paper setting.
     "speech_small": dict(x_dim=200, output="gaussian", d_dim=64, z_dim=16, mlp_dim=64,
                          emission_layers=2, batch_size=16, lr=1e-3, kl_increment=2e-3,
-                         epochs=10, lr_decay_start=10, seed=1234),
+                         epochs=40, lr_decay_start=30, seed=1234),
     # Small sizes for tests and CPU smoke runs; not a paper setting.
     "tiny": dict(x_dim=8, output="gaussian", d_dim=12, z_dim=4, mlp_dim=16,
                  batch_size=4, window=10, epochs=3, seed=0),

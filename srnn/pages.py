@@ -82,3 +82,27 @@ def train_run(domain: str, dataset: str, *, preset_name: str, overrides: dict, p
         raise RuntimeError(f"srnn.experiment named the run {made[0]['id']!r}, srnn.pages.run_id says "
                            f"{run_id(domain, dataset, form, variant, name)!r}: make them agree")
     return made[0]
+
+
+def run_groups(specs: list[dict], *, domain: str, dataset: str, page: str, train: bool, results_dir: str,
+               form: str = "npz", **settings) -> tuple[dict[str, dict[str, dict]], list[str]]:
+    """The runs a comparison page shows, grouped: ``"committed"`` (results/) and, when this
+    batch trains and records elsewhere, its profile's name. Each spec has a ``label`` and
+    may give the run's ``name`` suffix, ``variant`` and ``overrides``; ``settings`` are the
+    rest of :func:`train_run`'s keywords. Also returns the notes for runs never committed."""
+    def args(spec):
+        return {"form": form, "variant": spec.get("variant", "smooth+Resq"), "name": spec.get("name", "")}
+
+    fresh = {s["label"]: train_run(domain, dataset, overrides=s.get("overrides", {}), results_dir=results_dir,
+                                   **args(s), **settings) for s in specs} if train else {}
+    committed, notes = {}, []
+    for s in specs:
+        found = find_record(domain, run_id(domain, dataset, **args(s)))
+        if found is None:
+            notes.append(missing_run(s["label"], domain, run_id(domain, dataset, **args(s)), page))
+        else:
+            committed[s["label"]] = found
+    groups = {"committed": committed}
+    if fresh and Path(results_dir) != Path(COMMITTED):
+        groups[settings["profile"]] = fresh
+    return groups, notes

@@ -25,29 +25,31 @@ page = "annealing"
 device = "cpu"
 runs_dir = "runs/smoke"
 results_dir = "results"
-dataset = "jsb"                 # a music set (the ablation runs on the authors' arrays)
+dataset = "jsb"                 # a music set, the authors' arrays
 preset_name = "music"
 overrides = {}                  # applied to every schedule
-schedules = {                   # name -> config fields of the KL temperature
-    "none": {"kl_schedule": "constant", "kl_start": 1.0},
-    "paper": {},
-    "code": {"kl_start": 0.0},
-    "fast": {"kl_epochs": 5},
-    "slow": {"kl_epochs": 40},
-}
+schedules = [                   # label, run name suffix, config fields of the KL temperature
+    ["none", "kl-none", {"kl_schedule": "constant", "kl_start": 1.0}],
+    ["paper", "", {}],          # the training page's run
+    ["code", "kl-from0", {"kl_start": 0.0}],
+    ["fast", "kl-fast", {"kl_epochs": 5}],
+    ["slow", "kl-slow", {"kl_epochs": 40}],
+]
 train = True
+iwae_samples = 100
 threshold = 0.01                # KL per step (nats) above which a latent dimension is active
 
 # %%
+import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
 from srnn import music
 from srnn.checkpoint import load_model
-from srnn.config import preset
-from srnn.pages import find_record, missing_run, run_id, train_run
-from srnn.plots import kl_per_dimension, markdown_table, training_curves
+from srnn.config import Config, preset
+from srnn.pages import run_groups
+from srnn.plots import kl_per_dimension, markdown_table
 
 
 def describe(cfg):
@@ -57,55 +59,52 @@ def describe(cfg):
     return f"beta {cfg.kl_start:g} -> 1, {ramp}"
 
 
-configs = {name: preset(preset_name, **overrides, **fields) for name, fields in schedules.items()}
-markdown_table(["run", "KL temperature"], [(name, describe(cfg)) for name, cfg in configs.items()],
-               caption="The annealing schedules compared on this page.", name="tab-annealing-schedules")
+configs = {label: preset(preset_name, **overrides, **fields) for label, _, fields in schedules}
+markdown_table(["schedule", "KL temperature"], [(label, describe(cfg)) for label, cfg in configs.items()],
+               caption=f"The annealing schedules this page trains (profile {profile}).", name="tab-annealing-schedules")
 
 # %% tags=["hide-input"]
-records = {}
-for name in schedules:
-    run_name = f"anneal-{name}"
-    if train:
-        records[name] = train_run("music", dataset, preset_name=preset_name, overrides={**overrides, **schedules[name]},
-                                  profile=profile, device=device, runs_dir=runs_dir, results_dir=results_dir,
-                                  name=run_name)
-    else:
-        records[name] = find_record("music", run_id("music", dataset, name=run_name), results_dir)
-missing = [name for name, r in records.items() if r is None]
-for name in missing:
-    display(Markdown(missing_run(f"the {name!r} schedule", "music", run_id("music", dataset, name=f"anneal-{name}"), page)))
-records = {name: r for name, r in records.items() if r is not None}
-print(f"{len(records)} of {len(schedules)} schedules have a run ({profile} profile, records in {results_dir})")
+specs = [{"label": label, "name": name, "overrides": {**overrides, **fields}} for label, name, fields in schedules]
+groups, notes = run_groups(specs, domain="music", dataset=dataset, page=page, train=train, results_dir=results_dir,
+                           preset_name=preset_name, profile=profile, device=device, runs_dir=runs_dir,
+                           iwae_samples=iwae_samples)
+for note in notes:
+    display(Markdown(note))
+print({group: sorted(runs) for group, runs in groups.items()})
 
 # %% [markdown]
 # ## The bound and the KL term during training
 #
 # Validation numbers use $\beta = 1$, so they are the true bound whatever the schedule.
+# The committed runs come first; a `smoke` build adds its own tiny runs.
 
-# %% mystnb={"figure": {"caption": "Validation bound (left) and KL term (right) per step for each schedule.", "name": "fig-annealing-curves"}}
-import matplotlib.pyplot as plt
-
-fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
-for name, r in records.items():
-    points = [(h["epoch"], h["valid_elbo_per_step"], h["valid_kl_per_step"]) for h in r["history"] if "valid_elbo_per_step" in h]
-    epochs, elbo, kl = zip(*points)
-    left.plot(epochs, elbo, "o-", ms=3, label=name)
-    right.plot(epochs, kl, "o-", ms=3, label=name)
-left.set(xlabel="epoch", ylabel="validation ELBO per step")
-right.set(xlabel="epoch", ylabel="validation KL per step")
-left.legend()
-fig.tight_layout()
-plt.close(fig)
-fig
+# %% mystnb={"figure": {"caption": "Validation bound (left) and KL term (right) per step for each schedule."}}
+for group, runs in groups.items():
+    if not runs:
+        continue
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for label, r in runs.items():
+        points = [(h["epoch"], h["valid_elbo_per_step"], h["valid_kl_per_step"]) for h in r["history"]
+                  if "valid_elbo_per_step" in h]
+        epochs, elbo, kl = zip(*points)
+        left.plot(epochs, elbo, "o-", ms=2, label=label)
+        right.plot(epochs, kl, "o-", ms=2, label=label)
+    left.set(xlabel="epoch", ylabel="validation ELBO per step")
+    right.set(xlabel="epoch", ylabel="validation KL per step")
+    left.legend()
+    fig.suptitle(f"{group} runs")
+    fig.tight_layout()
+    plt.close(fig)
+    display(fig)
 
 # %% [markdown]
 # ## Which latent dimensions are used
 #
 # The KL term of a dimension measures how much information about the data its posterior
-# carries. A dimension whose KL stays near zero is inactive: the posterior ignores the
-# data there. The average over the test pieces is computed from each run's best
-# checkpoint, so it needs the run folders under `runs/`; committed records alone do not
-# have it.
+# carries; a dimension whose KL stays near zero is inactive, and a model with no active
+# dimension has collapsed onto its deterministic path. The average over the test pieces
+# is computed from the best checkpoint of each run this build trained (checkpoints are
+# not committed, so a build that only shows committed records leaves this out).
 
 # %%
 @torch.no_grad()
@@ -118,36 +117,33 @@ def kl_by_dimension(model, batches):
     return (total / steps).numpy()
 
 
+trained = groups.get(profile, groups["committed"]) if train else {}
 test = music.dataset(dataset, "npz").test
-kl_dims = {}
-for name, r in records.items():
-    checkpoint = f"{runs_dir}/{r['id']}/best.pt"
-    try:
-        kl_dims[name] = kl_by_dimension(load_model(checkpoint), test)
-    except FileNotFoundError:
-        print(f"{name}: no checkpoint at {checkpoint}")
-for name, kl in kl_dims.items():
-    glue(f"active_{name}", int((kl > threshold).sum()), display=False)
+kl_dims = {label: kl_by_dimension(load_model(f"{runs_dir}/{r['id']}/best.pt"), test) for label, r in trained.items()}
+for label, kl in kl_dims.items():
+    glue(f"active_{label}", int((kl > threshold).sum()), display=False)
 
 # %% mystnb={"figure": {"caption": "Average test KL per step of each latent dimension, sorted, per schedule; dimensions above the threshold are active.", "name": "fig-annealing-kl-dims"}}
 if kl_dims:
     display(kl_per_dimension(kl_dims, threshold))
 else:
-    print("no checkpoints here: KL per dimension not shown")
+    print("this build trained no run here: KL per dimension not shown")
 
 # %% tags=["remove-input"]
 rows = []
-for name, r in records.items():
-    t, kl = r["test"], kl_dims.get(name)
-    active = "-" if kl is None else f"{int((kl > threshold).sum())} / {len(kl)}"
-    rows.append((name, describe(configs[name]), f"{t['elbo_per_step_seq']:.3f}", f"{t['kl_per_step']:.3f}", active,
-                 "-" if kl is None else ("collapsed" if (kl <= threshold).all() else "no")))
-    glue(f"elbo_{name}", t["elbo_per_step_seq"], display=False)
-markdown_table(["run", "schedule", "test ELBO / step", "test KL / step", "active units", "posterior collapse"],
-               rows or [("no run yet", "-", "-", "-", "-", "-")],
+for group, runs in groups.items():
+    for label, r in runs.items():
+        t, kl = r["test"], kl_dims.get(label) if runs is trained else None
+        active = "-" if kl is None else f"{int((kl > threshold).sum())} / {len(kl)}"
+        collapse = "-" if kl is None else ("yes" if (kl <= threshold).all() else "no")
+        rows.append((group, label, describe(Config.from_dict(r["config"])), f"{t['elbo_per_step_seq']:.3f}",
+                     f"{t['kl_per_step']:.3f}", active, collapse))
+        glue(f"elbo_{group}_{label}", t["elbo_per_step_seq"], display=False)
+markdown_table(["runs", "schedule", "KL temperature", "test ELBO / step", "test KL / step", "active units", "collapsed"],
+               rows or [("none", "-", "-", "-", "-", "-", "-")],
                caption="Test bound and latent usage per annealing schedule.", name="tab-annealing")
 
 # %% [markdown]
-# With the paper's settings the bound of every schedule can be compared on the results
-# of a full run; in a `smoke` build the models are tiny and train for a few epochs, so
-# the differences between schedules show the mechanics, not the paper's conclusion.
+# The committed runs use the paper's music settings, so their differences are the
+# ablation's result. A `smoke` build trains tiny models for a few epochs; its rows only
+# show that the mechanics work.

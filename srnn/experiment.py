@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import sys
@@ -59,6 +60,8 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
         iw = evaluate(model, data.test, samples=iwae_samples, progress=progress, desc="test IWAE")
         test.update({k: v for k, v in iw.items() if k.startswith("iwae")}, iwae_samples=iwae_samples)
     per_sequence = test.pop("per_sequence")
+    if hasattr(data, "samples_per_step"):   # speech: also per audio sample, comparable across corpora
+        test.update(per_sample(test, data.samples_per_step, data.std))
     best = max((r for r in history if "valid_elbo_per_step" in r), key=lambda r: r["valid_elbo_per_step"])
     folder = Path(results_root) / domain / run_id
     record = {
@@ -92,6 +95,18 @@ def music_samples(model, folder: Path, pieces: int = 4, steps: int = 64, seconds
     paths += [write_midi(folder / f"sample{i + 1}.mid", r, seconds) for i, r in enumerate(rolls)]
     paths.append(write_wav(folder / "sample1.wav", synthesize(rolls[0][:40], seconds)))
     return paths
+
+
+def per_sample(test: dict, samples_per_step: int, std: float) -> dict:
+    """Bounds per audio sample in nats and bits, on the normalized scale the model sees and
+    on the raw waveform scale (float samples in [-1, 1]): log p_raw = log p_norm - log std."""
+    out = {}
+    for name in ("elbo", "iwae"):
+        if f"{name}_per_step" in test:
+            nats = test[f"{name}_per_step"] / samples_per_step
+            out[f"{name}_nats_per_sample"] = nats
+            out[f"{name}_bits_per_sample_raw"] = (nats - math.log(std)) / math.log(2)
+    return out
 
 
 def _music(args, cfg):

@@ -29,6 +29,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from srnn.audio import INT16_SCALE, SAMPLE_RATE, AudioError, read_audio, to_int16
+from srnn.registry import sha256_of
 from srnn.speech_corpora import Corpus, Recording
 
 FORMAT_VERSION = 1
@@ -142,7 +143,7 @@ def _decode(rec: Recording, root: Path, permutation: np.ndarray | None, skip_bad
     """One recording as int16 whole frames (permuted within frames if asked), and its
     log entry: checksum, rates, sums for the normalization, or the decoding error."""
     path = root / rec.path
-    info = {"key": rec.key, "path": rec.path, "split": rec.split, "sha256": _sha256_file(path),
+    info = {"key": rec.key, "path": rec.path, "split": rec.split, "sha256": sha256_of(path),
             "bytes": path.stat().st_size, "steps": 0}
     try:
         audio = read_audio(path)
@@ -172,21 +173,13 @@ def _describe(out: Path, split: str, records: list[dict], chunk_steps: int) -> d
                                f"of audio, less than one {chunk_steps}-step chunk; add recordings")
     return {"file": f"{split}.i16", "dtype": "int16", "steps": steps, "samples": steps * SAMPLES_PER_STEP,
             "seconds": steps * SAMPLES_PER_STEP / SAMPLE_RATE, "chunks": steps // chunk_steps,
-            "sha256": _sha256_file(out / f"{split}.i16.partial"), "recordings": records}
+            "sha256": sha256_of(out / f"{split}.i16.partial"), "recordings": records}
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     tmp.write_bytes(data)
     os.replace(tmp, path)
-
-
-def _sha256_file(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def _sha256_bytes(data: bytes) -> str:

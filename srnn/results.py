@@ -85,13 +85,17 @@ def load_runs(root: str | Path = "results", profile: str | None = None) -> list[
     return [r for r in runs if profile is None or r.get("profile") == profile]
 
 
+def run_name(dataset: str, form: str, variant: str, suffix: str = "") -> str:
+    """The id ``srnn.experiment`` gives a run, e.g. 'jsb-npz-smooth-resq'."""
+    return "-".join(filter(None, [dataset, form, variant.replace("+", "-").lower(), suffix]))
+
+
 def music_table(runs: list[dict], variant: str = "smooth+Resq") -> list[dict]:
     """One row per music set and data form: the paper's Table 2 number next to ours."""
     rows = []
     for key, title in MUSIC_NAMES.items():
         for form in ("npz", "classic"):
-            found = [r for r in runs if r.get("domain") == "music" and r["dataset"] == key
-                     and r["data_form"] == form and r["variant"] == variant]
+            found = [r for r in runs if r.get("domain") == "music" and r["id"] == run_name(key, form, variant)]
             row = {"data set": title, "data": form, "paper": PAPER_MUSIC[key] if form == "npz" else None}
             if found:
                 test = found[-1]["test"]
@@ -111,9 +115,31 @@ def speech_table(runs: list[dict]) -> list[dict]:
     for variant, paper in PAPER_SPEECH.items():
         row = {"model": f"SRNN ({variant})"}
         for corpus in ("blizzard", "timit"):
-            found = [r for r in runs if r.get("domain") == "speech" and r["dataset"] == corpus
-                     and r["variant"] == variant]
+            found = [r for r in runs if r.get("domain") == "speech" and r["id"] == run_name(corpus, "", variant)]
             row[f"{corpus} paper"] = paper[corpus]
             row[f"{corpus} ours"] = found[-1]["test"]["elbo_per_seq"] if found else None
         rows.append(row)
     return rows
+
+
+def _fmt(value, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def main() -> None:
+    """Print the comparison tables from the committed records: python -m srnn.results"""
+    runs = load_runs(Path(__file__).resolve().parent.parent / "results")
+    print("Table 2 (music, bound per time step; ELBO = mean over pieces, as the authors' code):")
+    print(f"{'data set':15s} {'data':8s} {'paper':>7s} {'ELBO':>8s} {'ELBO/frames':>12s} {'IWAE':>8s} {'gap':>7s}  run")
+    for r in music_table(runs):
+        print(f"{r['data set']:15s} {r['data']:8s} {_fmt(r['paper'], '.2f'):>7s} {_fmt(r.get('elbo')):>8s} "
+              f"{_fmt(r.get('elbo_frames')):>12s} {_fmt(r.get('iwae')):>8s} {_fmt(r.get('gap'), '+.3f'):>7s}  "
+              f"{r.get('run', 'no run yet')}")
+    print("\nTable 1 (speech, bound per sequence; '-' = no run yet):")
+    for r in speech_table(runs):
+        print(f"{r['model']:22s} Blizzard paper {r['blizzard paper']:>6} ours {_fmt(r['blizzard ours'], '.0f'):>6}   "
+              f"TIMIT paper {r['timit paper']:>6} ours {_fmt(r['timit ours'], '.0f'):>6}")
+
+
+if __name__ == "__main__":
+    main()

@@ -61,7 +61,12 @@ markdown_table(["split", "recordings", "seconds", "frames of 200 samples", "2 s 
 # One step of the model is one frame $x_t \in \mathbb{R}^{200}$: 200 consecutive samples,
 # 12.5 ms of audio. The model predicts each frame from the previous one, $u_t = x_{t-1}$,
 # so it has to model the waveform inside a frame through the 200-dimensional factorized
-# Gaussian of its emission, and across frames through its states.
+# Gaussian of its emission, and across frames through its states. {cite:t}`dai2019`
+# point out that a latent variable lets such a model capture the correlation *within* a
+# frame, which a deterministic RNN with the same factorized output cannot, and that with
+# an autoregressive output inside the frame plain RNNs match or beat the latent models.
+# One of their checks shuffles the samples inside every frame with one fixed permutation
+# (`permute_seed` of `srnn.speech.prepare`).
 
 # %%
 pcm = np.memmap(prepared / manifest["splits"]["train"]["file"], dtype=np.int16, mode="r")

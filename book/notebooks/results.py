@@ -53,7 +53,7 @@ rows = []
 for r in music:
     iwae = f"{r['iwae']:.3f} (K={r['iwae_k']})" if r.get("iwae") is not None else "-"
     gap = r.get("gap")
-    rows.append((r["data set"], r["data"], number(r["paper"], 2), number(r.get("elbo"), 3),
+    rows.append((r["data set"], r["data"], "-" if r["paper"] is None else f"{r['paper']:.2f}", number(r.get("elbo"), 3),
                  number(r.get("elbo_frames"), 3) if "run" in r else NO_RUN, iwae if "run" in r else NO_RUN,
                  "-" if gap is None else f"{gap:+.3f}", f"`{r['run']}`" if "run" in r else "-"))
     if "run" in r:
@@ -89,7 +89,7 @@ markdown_table(["model", "Blizzard: paper", "ours", "gap", "TIMIT: paper", "ours
 # The rows below have a run whose bound is lower than the paper's. The training page of
 # each data set shows whether the run was still improving when it stopped.
 
-# %%
+# %% tags=["remove-input"]
 short = [(r["data set"], r["gap"]) for r in music if r.get("gap") is not None and r["gap"] < 0]
 short += [(f"{r['model']}, {corpus}", r[f"{corpus} ours"] - r[f"{corpus} paper"])
           for r in speech for corpus in ("blizzard", "timit")
@@ -104,9 +104,11 @@ display(Markdown(text + f"\n\n{missing} of the paper's numbers have no committed
 
 # %% [markdown]
 # ## Provenance of every committed run
+#
+# Each record under `results/` names the machine, the code version and the command that
+# made it; rerunning the command on the same kind of machine gives the same numbers.
 
 # %% tags=["remove-input"]
-rows = [(f"`{r['id']}`", r["hardware"]["device"], f"`{r['code']['commit'][:10]}`" + (" (dirty)" if r["code"]["dirty"] else ""),
-         r["epochs"], f"{r['wall_time_s'] / 3600:.2f}", f"`{r['command']}`") for r in runs]
-markdown_table(["run", "device", "code", "epochs", "hours", "command"], rows or [("none yet", "-", "-", "-", "-", "-")],
-               caption="The committed runs: where and how each number was made.", name="tab-results-provenance")
+lines = [f"- `{r['id']}`: {r['epochs']} epochs on {r['hardware']['device']}, {r['wall_time_s'] / 3600:.2f} h, "
+         f"code `{r['code']['commit'][:10]}`{' (dirty)' if r['code']['dirty'] else ''}: `{r['command']}`" for r in runs]
+Markdown("\n".join(lines) or "No committed run yet.")

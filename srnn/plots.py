@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-LOWEST_KEY = 21   # MIDI note of column 0 of an 88-key piano roll (A0)
+from .music import LOWEST_NOTE   # MIDI note of column 0 of a piano roll
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence], caption: str, name: str):
@@ -55,6 +55,27 @@ def training_curves(history: list[dict], title: str = ""):
     return fig
 
 
+def validation_curves(runs: dict[str, dict], keys: Sequence[str], title: str = ""):
+    """Validation metrics (``valid_<key>`` of each run's history) against epochs, one panel
+    per key, one line per run: how several runs of one comparison train."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for label, record in runs.items():
+            points = [(h["epoch"], h[f"valid_{key}"]) for h in record["history"] if f"valid_{key}" in h]
+            ax.plot(*zip(*points), "o-", ms=2, label=label)
+        ax.set(xlabel="epoch", ylabel="validation " + key.replace("_", " ").replace("elbo", "ELBO").replace("kl", "KL"))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
 def piano_rolls(rolls: Sequence[np.ndarray], titles: Sequence[str]):
     """(T, 88) rolls side by side: time to the right, MIDI note up, active keys dark."""
     import matplotlib.pyplot as plt
@@ -63,7 +84,7 @@ def piano_rolls(rolls: Sequence[np.ndarray], titles: Sequence[str]):
     for ax, roll, title in zip(axes[0], rolls, titles):
         roll = np.asarray(roll)
         ax.imshow(roll.T, origin="lower", aspect="auto", cmap="Greys", interpolation="nearest",
-                  extent=(0, len(roll), LOWEST_KEY - 0.5, LOWEST_KEY + roll.shape[1] - 0.5))
+                  extent=(0, len(roll), LOWEST_NOTE - 0.5, LOWEST_NOTE + roll.shape[1] - 0.5))
         ax.set(title=title, xlabel="time step", ylabel="MIDI note")
     fig.tight_layout()
     plt.close(fig)

@@ -40,7 +40,6 @@ iwae_samples = 100
 threshold = 0.01                # KL per step (nats) above which a latent dimension is active
 
 # %%
-import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
@@ -49,7 +48,7 @@ from srnn import music
 from srnn.checkpoint import load_model
 from srnn.config import Config, preset
 from srnn.pages import run_groups
-from srnn.plots import kl_per_dimension, markdown_table
+from srnn.plots import kl_per_dimension, markdown_table, validation_curves
 
 
 def describe(cfg):
@@ -80,22 +79,8 @@ print({group: sorted(runs) for group, runs in groups.items()})
 
 # %% mystnb={"figure": {"caption": "Validation bound (left) and KL term (right) per step for each schedule."}}
 for group, runs in groups.items():
-    if not runs:
-        continue
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
-    for label, r in runs.items():
-        points = [(h["epoch"], h["valid_elbo_per_step"], h["valid_kl_per_step"]) for h in r["history"]
-                  if "valid_elbo_per_step" in h]
-        epochs, elbo, kl = zip(*points)
-        left.plot(epochs, elbo, "o-", ms=2, label=label)
-        right.plot(epochs, kl, "o-", ms=2, label=label)
-    left.set(xlabel="epoch", ylabel="validation ELBO per step")
-    right.set(xlabel="epoch", ylabel="validation KL per step")
-    left.legend()
-    fig.suptitle(f"{group} runs")
-    fig.tight_layout()
-    plt.close(fig)
-    display(fig)
+    if runs:
+        display(validation_curves(runs, ["elbo_per_step", "kl_per_step"], f"{group} runs"))
 
 # %% [markdown]
 # ## Which latent dimensions are used

@@ -31,13 +31,12 @@ train = True
 iwae_samples = 100
 
 # %%
-import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 from myst_nb import glue
 
 from srnn.experiment import VARIANTS
 from srnn.pages import run_groups
-from srnn.plots import markdown_table
+from srnn.plots import markdown_table, validation_curves
 
 specs = [{"label": variant, "variant": variant, "overrides": overrides} for variant in VARIANTS]
 groups, notes = run_groups(specs, domain=domain, dataset=dataset, form=form, page=page, train=train,
@@ -54,17 +53,8 @@ print({group: sorted(runs) for group, runs in groups.items()})
 
 # %% mystnb={"figure": {"caption": "Validation ELBO per step of the four inference networks during training."}}
 for group, runs in groups.items():
-    if not runs:
-        continue
-    fig, ax = plt.subplots(figsize=(6.5, 3.4))
-    for variant, r in runs.items():
-        points = [(h["epoch"], h["valid_elbo_per_step"]) for h in r["history"] if "valid_elbo_per_step" in h]
-        ax.plot(*zip(*points), "o-", ms=2, label=variant)
-    ax.set(xlabel="epoch", ylabel="validation ELBO per step", title=f"{group} runs")
-    ax.legend()
-    fig.tight_layout()
-    plt.close(fig)
-    display(fig)
+    if runs:
+        display(validation_curves(runs, ["elbo_per_step"], f"{group} runs"))
 
 # %% [markdown]
 # ## Test bound

@@ -26,7 +26,7 @@ import torch
 from .checkpoint import load_model
 from .config import Config, preset
 from .evaluate import evaluate
-from .results import provenance, write_run
+from .results import provenance, run_name, write_run
 from .train import resolve_device, train
 
 VARIANTS = {"smooth+Resq": ("smoothing", True), "smooth": ("smoothing", False),
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = variant_config(preset(args.preset or ("music" if args.domain == "music" else "speech_small"),
                                 **overrides), args.variant)
     data, base, samples = (_music if args.domain == "music" else _speech)(args, cfg)
-    run_id = "-".join(filter(None, [base, cfg.variant.replace("+", "-").lower(), args.name]))
+    run_id = run_name(base, "", cfg.variant, args.name)
     command = "python -m srnn.experiment " + " ".join(shlex.quote(a) for a in argv)
     record = run_experiment(cfg, data, run_id, args.domain, runs_root=args.runs,
                             results_root=args.results, iwae_samples=args.iwae_samples,

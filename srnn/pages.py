@@ -15,15 +15,14 @@ import shlex
 from pathlib import Path
 
 from . import experiment
-from .results import load_run, load_runs
+from .results import load_run, load_runs, run_name
 
 COMMITTED = "results"
 
 
 def run_id(domain: str, dataset: str, form: str = "npz", variant: str = "smooth+Resq", name: str = "") -> str:
     """The id ``srnn.experiment`` gives a run (checked by :func:`train_run` on every run)."""
-    base = f"{dataset}-{form}" if domain == "music" else dataset
-    return "-".join(filter(None, [base, variant.replace("+", "-").lower(), name]))
+    return run_name(dataset, form if domain == "music" else "", variant, name)
 
 
 def find_record(domain: str, run_id: str, results_dir: str = COMMITTED) -> dict | None:

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from .checkpoint import load_model
@@ -87,7 +88,6 @@ def music_samples(model, folder: Path, pieces: int = 4, steps: int = 64, seconds
     """Piano rolls sampled from p: ``rolls.npz``, one MIDI file each, and the first
     rendered to a short WAV clip by the simple synthesizer of :mod:`srnn.midi`."""
     from .midi import synthesize, write_midi, write_wav
-    import numpy as np
     folder.mkdir(parents=True, exist_ok=True)
     rolls = model.generate(steps, batch_size=pieces).cpu().numpy().astype(np.uint8)
     paths = [folder / "rolls.npz"]

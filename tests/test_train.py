@@ -9,6 +9,7 @@ from srnn.batching import ChunkBatches, sequence_batches
 from srnn.checkpoint import CheckpointError, load_checkpoint, load_model
 from srnn.config import preset
 from srnn.evaluate import evaluate
+from srnn.model import SRNN
 from srnn.train import NonFiniteLossError, beta_at, lr_at, train
 
 
@@ -116,9 +117,9 @@ def test_a_tiny_model_learns_a_tiny_data_set(tmp_path):
 
 
 def test_evaluation_estimators_and_carried_windows():
-    cfg, _, valid = toy_run()
+    cfg, _, _ = toy_run()
     torch.manual_seed(0)
-    model = load_model_like(cfg)
+    model = SRNN(cfg).eval()
     seqs = [np.ones((5, 8), np.float32), np.zeros((3, 8), np.float32)]
     m = evaluate(model, list(sequence_batches(seqs, 2)), samples=8, sample_chunk=3)
     per = m["per_sequence"]
@@ -126,8 +127,3 @@ def test_evaluation_estimators_and_carried_windows():
     assert m["elbo_per_step"] == pytest.approx(sum(per["elbo"]) / 8)
     assert m["elbo_per_step_seq"] == pytest.approx((per["elbo"][0] / 5 + per["elbo"][1] / 3) / 2)
     assert m["iwae_per_step"] >= m["elbo_per_step"] - 1.0
-
-
-def load_model_like(cfg):
-    from srnn.model import SRNN
-    return SRNN(cfg).eval()

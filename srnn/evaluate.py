@@ -6,7 +6,8 @@ evaluated window by window exactly as it was trained. Two per-step estimators ar
 ``*_per_step_seq`` is the mean over sequences of each sequence's total divided by its
 length (what the original code reported for music), ``*_per_step`` divides the sum over all
 sequences by the number of steps. ``*_per_seq`` is the mean total per sequence (the speech
-metric: per 0.5 s window for Blizzard, per utterance for TIMIT).
+metric: per 0.5 s window for Blizzard, per utterance for TIMIT). ``kl_per_dim`` is the mean
+KL per step of each latent dimension: the units with a KL near zero carry no information.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def evaluate(model: SRNN, batches: Iterable[Batch], samples: int = 1, sample_chu
     groups = [min(sample_chunk, samples - i) for i in range(0, samples, sample_chunk)]
     done = {"ll": [], "kl": [], "log_w": [], "length": []}
     run, states = None, [None] * len(groups)
+    kl_dim = torch.zeros(model.cfg.z_dim, device=device, dtype=torch.float64)
 
     def flush():
         if run is not None:
@@ -50,6 +52,7 @@ def evaluate(model: SRNN, batches: Iterable[Batch], samples: int = 1, sample_chu
             states[g] = out.state
             run["ll"] += out.ll.sum(1).view(k, B).sum(0) / samples
             run["kl"] += out.kl.sum(1).view(k, B).sum(0) / samples
+            kl_dim += out.kl_dim.sum((0, 1)).double() / samples
             log_w.append(out.log_w.sum(1).view(k, B))
         run["log_w"] += torch.cat(log_w)
         run["length"] += batch.mask.sum(1)
@@ -60,6 +63,7 @@ def evaluate(model: SRNN, batches: Iterable[Batch], samples: int = 1, sample_chu
     elbo = ll - kl
     metrics = _summary("elbo", elbo, length)
     metrics.update(ll_per_step=(ll.sum() / length.sum()).item(), kl_per_step=(kl.sum() / length.sum()).item(),
+                   kl_per_dim=[round(v, 6) for v in (kl_dim.cpu() / length.sum()).tolist()],
                    sequences=len(length), steps=int(length.sum().item()), samples=samples)
     if samples > 1:
         iw = importance_weighted(torch.cat(done["log_w"], 1).double())

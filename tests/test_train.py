@@ -127,3 +127,20 @@ def test_evaluation_estimators_and_carried_windows():
     assert m["elbo_per_step"] == pytest.approx(sum(per["elbo"]) / 8)
     assert m["elbo_per_step_seq"] == pytest.approx((per["elbo"][0] / 5 + per["elbo"][1] / 3) / 2)
     assert m["iwae_per_step"] >= m["elbo_per_step"] - 1.0
+
+
+def test_evaluation_reports_the_kl_of_each_latent_dimension():
+    cfg, _, _ = toy_run()
+    torch.manual_seed(0)
+    model = SRNN(cfg).eval()
+    seqs = [np.ones((5, 8), np.float32), np.zeros((3, 8), np.float32)]
+    batches = list(sequence_batches(seqs, 2))
+    torch.manual_seed(1)
+    m = evaluate(model, batches)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        out = model(batches[0].x, batches[0].u, batches[0].mask)
+    expected = out.kl_dim.sum((0, 1)) / 8                # padded steps carry no KL
+    assert len(m["kl_per_dim"]) == cfg.z_dim
+    assert m["kl_per_dim"] == pytest.approx(expected.tolist(), abs=1e-6)
+    assert sum(m["kl_per_dim"]) == pytest.approx(m["kl_per_step"], abs=1e-5)

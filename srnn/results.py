@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
+import statistics
 import subprocess
 from pathlib import Path
 
@@ -108,6 +110,20 @@ def music_table(runs: list[dict], variant: str = "smooth+Resq") -> list[dict]:
     return rows
 
 
+def seed_spread(runs: list[dict], dataset: str, form: str = "npz", variant: str = "smooth+Resq") -> dict | None:
+    """A music run and its reruns with other seeds (ids ``<run>-seed<N>``, same settings
+    otherwise): the test ELBO per step (mean over pieces) of each seed, their mean and
+    sample standard deviation. None with fewer than two seeds."""
+    main = run_name(dataset, form, variant)
+    found = sorted((r for r in runs if r.get("domain") == "music" and re.fullmatch(re.escape(main) + r"(-seed\d+)?", r["id"])),
+                   key=lambda r: r["seed"])
+    if len(found) < 2:
+        return None
+    elbo = {r["seed"]: r["test"]["elbo_per_step_seq"] for r in found}
+    return {"run": main, "elbo": elbo, "mean": statistics.mean(elbo.values()),
+            "std": statistics.stdev(elbo.values()), "best": max(elbo.values()), "worst": min(elbo.values())}
+
+
 def speech_table(runs: list[dict]) -> list[dict]:
     """One row per SRNN variant: Table 1's bound for Blizzard and TIMIT next to ours (None
     where no run exists yet)."""
@@ -135,6 +151,11 @@ def main() -> None:
         print(f"{r['data set']:15s} {r['data']:8s} {_fmt(r['paper'], '.2f'):>7s} {_fmt(r.get('elbo')):>8s} "
               f"{_fmt(r.get('elbo_frames')):>12s} {_fmt(r.get('iwae')):>8s} {_fmt(r.get('gap'), '+.3f'):>7s}  "
               f"{r.get('run', 'no run yet')}")
+    for key, title in MUSIC_NAMES.items():
+        spread = seed_spread(runs, key)
+        if spread:
+            print(f"{title}, {len(spread['elbo'])} seeds: ELBO {spread['mean']:.3f} +- {spread['std']:.3f} "
+                  f"(best {spread['best']:.3f}, worst {spread['worst']:.3f}; paper {PAPER_MUSIC[key]:.2f})")
     print("\nTable 1 (speech, bound per sequence; '-' = no run yet):")
     for r in speech_table(runs):
         print(f"{r['model']:22s} Blizzard paper {r['blizzard paper']:>6} ours {_fmt(r['blizzard ours'], '.0f'):>6}   "

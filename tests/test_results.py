@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from srnn.results import PAPER_MUSIC, load_run, load_runs, music_table, run_name, speech_table, write_run
+from srnn.results import (PAPER_MUSIC, load_run, load_runs, music_table, run_name, seed_spread, speech_table,
+                          write_run)
 
 
 def record(run_id, dataset, elbo, domain="music", form="npz", variant="smooth+Resq"):
@@ -26,6 +27,20 @@ def test_tables_use_each_main_run_and_mark_missing_rows(tmp_path):
     speech = {r["model"]: r for r in speech_table(runs)}
     assert speech["SRNN (smooth)"]["timit ours"] == 40000.0
     assert speech["SRNN (smooth+Resq)"]["timit ours"] is None
+
+
+def test_seed_spread_gathers_one_settings_reruns_only(tmp_path):
+    main = run_name("jsb", "npz", "smooth+Resq")
+    for seed, suffix, elbo in [(123, "", -4.9), (124, "seed124", -4.8), (125, "seed125", -5.0),
+                               (123, "kl-slow", -4.0)]:                  # another setting: left out
+        write_run(tmp_path / "music" / f"{main}{suffix}", {**record(run_name("jsb", "npz", "smooth+Resq", suffix),
+                                                                    "jsb", elbo), "seed": seed}, [])
+    runs = load_runs(tmp_path)
+    spread = seed_spread(runs, "jsb")
+    assert spread["elbo"] == {123: -4.9, 124: -4.8, 125: -5.0}
+    assert spread["mean"] == pytest.approx(-4.9) and spread["std"] == pytest.approx(0.1)
+    assert (spread["best"], spread["worst"]) == (-4.8, -5.0)
+    assert seed_spread(runs, "nottingham") is None                      # one seed or none: no spread
 
 
 def test_bad_records_get_clear_errors(tmp_path):

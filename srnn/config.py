@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 OUTPUTS = ("gaussian", "bernoulli")
 INFERENCES = ("smoothing", "filtering")
 KL_SCHEDULES = ("linear_update", "linear_epochs", "constant")
+ADAM_EPS_STYLES = ("torch", "lasagne")
 
 
 @dataclass
@@ -36,6 +37,8 @@ class Config:
     window: int = 40                 # truncated-BPTT steps per update (0.5 s of speech)
     lr: float = 1e-3
     adam_eps: float = 1e-4
+    adam_eps_style: str = "torch"    # "torch": eps added to the bias-corrected sqrt(v);
+                                     # "lasagne": to the uncorrected sqrt(v), as the original code
     epochs: int = 50
     lr_decay_start: int = 15         # epochs at the full rate, then lr /= lr_decay each epoch
     lr_decay: float = 1.1
@@ -63,7 +66,7 @@ class Config:
             if getattr(self, name) < 0:
                 raise ValueError(f"config field {name!r} must be >= 0, got {getattr(self, name)}")
         for name, allowed in (("output", OUTPUTS), ("inference", INFERENCES),
-                              ("kl_schedule", KL_SCHEDULES)):
+                              ("kl_schedule", KL_SCHEDULES), ("adam_eps_style", ADAM_EPS_STYLES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"config field {name!r} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.lr <= 0 or self.adam_eps <= 0 or self.lr_decay < 1:

@@ -10,7 +10,7 @@ from srnn.checkpoint import CheckpointError, load_checkpoint, load_model
 from srnn.config import preset
 from srnn.evaluate import evaluate
 from srnn.model import SRNN
-from srnn.train import NonFiniteLossError, beta_at, lr_at, train
+from srnn.train import NonFiniteLossError, beta_at, lr_at, set_adam_eps, train
 
 
 def toy_chunks(n=16, T=30, dim=8, seed=0):
@@ -107,6 +107,36 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     ck = load_checkpoint(tmp_path / "last.pt")
     assert ck["position"]["epoch"] == 1 and len(ck["history"]) == 1
     assert all(torch.isfinite(p).all() for p in ck["model"].values())
+
+
+def test_lasagne_style_epsilon_gives_lasagnes_adam_steps():
+    """Lasagne: step = lr sqrt(1 - b2^t) / (1 - b1^t) * m_t / (sqrt(v_t) + eps)."""
+    cfg = preset("music", adam_eps_style="lasagne", adam_eps=1e-2)     # a large eps shows the difference
+    grads = torch.randn(6, 5) * 0.05
+    w = torch.zeros(5, requires_grad=True)
+    opt = torch.optim.Adam([w], lr=cfg.lr, eps=cfg.adam_eps)
+    m, v, expected = torch.zeros(5), torch.zeros(5), torch.zeros(5)
+    for t, g in enumerate(grads, start=1):
+        w.grad = g.clone()
+        set_adam_eps(opt, cfg, t)
+        opt.step()
+        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g ** 2
+        expected -= cfg.lr * (1 - 0.999 ** t) ** 0.5 / (1 - 0.9 ** t) * m / (v.sqrt() + cfg.adam_eps)
+    assert torch.allclose(w.detach(), expected, atol=1e-7)
+    torch_style = torch.optim.Adam([torch.zeros(5, requires_grad=True)], eps=cfg.adam_eps)
+    set_adam_eps(torch_style, cfg.replace(adam_eps_style="torch"), 1)
+    assert torch_style.param_groups[0]["eps"] == cfg.adam_eps
+
+
+def test_a_run_saved_before_a_config_field_existed_resumes(tmp_path):
+    cfg, train_data, valid = toy_run(epochs=1)
+    train(cfg, train_data, valid, tmp_path, progress=False)
+    ck = load_checkpoint(tmp_path / "last.pt")
+    del ck["config"]["adam_eps_style"]                  # as written by an older version
+    torch.save(ck, tmp_path / "last.pt")
+    assert len(train(cfg.replace(epochs=2), train_data, valid, tmp_path, progress=False)) == 2
+    with pytest.raises(ValueError, match="another config"):
+        train(cfg.replace(epochs=3, adam_eps_style="lasagne"), train_data, valid, tmp_path, progress=False)
 
 
 def test_a_tiny_model_learns_a_tiny_data_set(tmp_path):

@@ -107,7 +107,7 @@ def test_annealing_and_variants_pages(batch):
     annealing = glued(batch["pages"]["annealing"])
     for schedule in ("none", "paper", "code", "fast", "slow"):
         assert finite(annealing[f"elbo_smoke_{schedule}"], -60, 0)
-        assert 0 <= annealing[f"active_{schedule}"] <= 8      # of z_dim = 8 in the smoke settings
+        assert 0 <= annealing[f"active_smoke_{schedule}"] <= 8      # of z_dim = 8 in the smoke settings
     variants = glued(batch["pages"]["variants"])
     for variant in ("smooth+Resq", "smooth", "filt+Resq", "filt"):
         assert finite(variants[f"elbo_smoke_{variant}"], -60, 0)

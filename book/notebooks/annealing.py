@@ -40,12 +40,10 @@ iwae_samples = 100
 threshold = 0.01                # KL per step (nats) above which a latent dimension is active
 
 # %%
-import torch
+import numpy as np
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from srnn import music
-from srnn.checkpoint import load_model
 from srnn.config import Config, preset
 from srnn.pages import run_groups
 from srnn.plots import kl_per_dimension, markdown_table, validation_curves
@@ -87,38 +85,34 @@ for group, runs in groups.items():
 #
 # The KL term of a dimension measures how much information about the data its posterior
 # carries; a dimension whose KL stays near zero is inactive, and a model with no active
-# dimension has collapsed onto its deterministic path. The average over the test pieces
-# is computed from the best checkpoint of each run this build trained (checkpoints are
-# not committed, so a build that only shows committed records leaves this out).
+# dimension has collapsed onto its deterministic path. Each record holds the average over
+# the test pieces of every dimension's KL per step (`kl_per_dim`), computed with the
+# best checkpoint when the run was tested.
 
 # %%
-@torch.no_grad()
-def kl_by_dimension(model, batches):
-    """Mean KL per step of every latent dimension, the state carried as in evaluation."""
-    total, steps, state = 0.0, 0.0, None
-    for batch in batches:
-        out = model(batch.x, batch.u, batch.mask, None if batch.reset else state)
-        state, total, steps = out.state, total + out.kl_dim.sum((0, 1)), steps + batch.mask.sum()
-    return (total / steps).numpy()
-
-
-trained = groups.get(profile, groups["committed"]) if train else {}
-test = music.dataset(dataset, "npz").test
-kl_dims = {label: kl_by_dimension(load_model(f"{runs_dir}/{r['id']}/best.pt"), test) for label, r in trained.items()}
-for label, kl in kl_dims.items():
-    glue(f"active_{label}", int((kl > threshold).sum()), display=False)
+kl_dims = {}
+for group, runs in groups.items():
+    for label, r in runs.items():
+        if "kl_per_dim" in r["test"]:
+            kl_dims[f"{label} ({group})"] = kl = np.array(r["test"]["kl_per_dim"])
+            glue(f"active_{group}_{label}", int((kl > threshold).sum()), display=False)
+unrecorded = [f"{label} ({group})" for group, runs in groups.items() for label, r in runs.items()
+              if "kl_per_dim" not in r["test"]]
+if unrecorded:
+    display(Markdown("Recorded before `kl_per_dim` existed, so not shown: " + ", ".join(unrecorded) + "."))
 
 # %% mystnb={"figure": {"caption": "Average test KL per step of each latent dimension, sorted, per schedule; dimensions above the threshold are active.", "name": "fig-annealing-kl-dims"}}
 if kl_dims:
     display(kl_per_dimension(kl_dims, threshold))
 else:
-    print("this build trained no run here: KL per dimension not shown")
+    print("no record here holds the KL per dimension")
 
 # %% tags=["remove-input"]
 rows = []
 for group, runs in groups.items():
     for label, r in runs.items():
-        t, kl = r["test"], kl_dims.get(label) if runs is trained else None
+        t = r["test"]
+        kl = np.array(t["kl_per_dim"]) if "kl_per_dim" in t else None
         active = "-" if kl is None else f"{int((kl > threshold).sum())} / {len(kl)}"
         collapse = "-" if kl is None else ("yes" if (kl <= threshold).all() else "no")
         rows.append((group, label, describe(Config.from_dict(r["config"])), f"{t['elbo_per_step_seq']:.3f}",

@@ -23,13 +23,14 @@ from .objective import importance_weighted
 
 @torch.no_grad()
 def evaluate(model: SRNN, batches: Iterable[Batch], samples: int = 1, sample_chunk: int = 32,
-             progress: bool = False, desc: str = "evaluate") -> dict:
+             max_row_steps: int = 2 ** 16, progress: bool = False, desc: str = "evaluate") -> dict:
     """Metrics over all sequences in ``batches``; with ``samples`` = K > 1 also the
-    importance-weighted bound with K samples (evaluated ``sample_chunk`` samples at a time)."""
+    importance-weighted bound with K samples, evaluated ``sample_chunk`` samples at a time,
+    or fewer where a batch is long: memory grows with samples x sequences x steps, which
+    stays under ``max_row_steps`` (2 ** 16 peaks at about 2.3 GB for the music model)."""
     device = next(model.parameters()).device
-    groups = [min(sample_chunk, samples - i) for i in range(0, samples, sample_chunk)]
     done = {"ll": [], "kl": [], "log_w": [], "length": []}
-    run, states = None, [None] * len(groups)
+    run, groups, states = None, [], []
     kl_dim = torch.zeros(model.cfg.z_dim, device=device, dtype=torch.float64)
 
     def flush():
@@ -40,9 +41,11 @@ def evaluate(model: SRNN, batches: Iterable[Batch], samples: int = 1, sample_chu
 
     for batch in tqdm(batches, desc=desc, disable=not progress, leave=False):
         batch = batch.to(device)
-        B = batch.x.shape[0]
+        B, T = batch.x.shape[:2]
         if batch.reset or run is None:
             flush()
+            chunk = max(1, min(sample_chunk, max_row_steps // (B * T)))
+            groups = [min(chunk, samples - i) for i in range(0, samples, chunk)]
             run = {"ll": torch.zeros(B, device=device), "kl": torch.zeros(B, device=device),
                    "log_w": torch.zeros(samples, B, device=device), "length": torch.zeros(B, device=device)}
             states = [None] * len(groups)

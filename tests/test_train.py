@@ -174,3 +174,15 @@ def test_evaluation_reports_the_kl_of_each_latent_dimension():
     assert len(m["kl_per_dim"]) == cfg.z_dim
     assert m["kl_per_dim"] == pytest.approx(expected.tolist(), abs=1e-6)
     assert sum(m["kl_per_dim"]) == pytest.approx(m["kl_per_step"], abs=1e-5)
+
+
+def test_long_batches_are_evaluated_in_fewer_samples_at_a_time():
+    cfg, _, _ = toy_run()
+    model = SRNN(cfg).eval()
+    calls, forward = [], model.forward
+    model.forward = lambda x, u, mask, state, samples: calls.append((samples, *x.shape[:2])) or \
+        forward(x, u, mask, state, samples=samples)
+    seqs = [np.ones((50, 8), np.float32), np.zeros((3, 8), np.float32)]
+    m = evaluate(model, list(sequence_batches(seqs, 2)), samples=10, sample_chunk=4, max_row_steps=300)
+    assert [k for k, _, _ in calls] == [3, 3, 3, 1]              # 3 x 2 sequences x 50 steps <= 300
+    assert all(k * B * T <= 300 for k, B, T in calls) and np.isfinite(m["iwae_per_step"])

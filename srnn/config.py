@@ -32,6 +32,7 @@ class Config:
     inference: str = "smoothing"     # "smoothing" (backward GRU) or "filtering" (MLP)
     resq: bool = True                # mu_q = mu_p + delta (residual posterior mean)
     small_last_init: bool = True     # Uniform(-1e-3, 1e-3) last layers (the speech models)
+    gru_hidden_bias: bool = True     # False: no bias on the GRUs' hidden side, as Lasagne's GRU
     # --- training (FACTS.md section 2) ---
     batch_size: int = 64
     window: int = 40                 # truncated-BPTT steps per update (0.5 s of speech)

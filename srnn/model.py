@@ -175,6 +175,10 @@ class SRNN(nn.Module):
         self.posterior = GaussianHead(cfg.d_dim, cfg.z_dim, cfg.mlp_dim)
         self.emission = Emission(cfg)
         self.reset_parameters()
+        if not cfg.gru_hidden_bias:      # Lasagne's GRU: r * (W_hn h), no b_hn inside the reset gate
+            for name, p in self.named_parameters():
+                if name.startswith("gru_") and "bias_hh" in name:
+                    p.requires_grad_(False)
 
     def reset_parameters(self):
         """Glorot-normal dense layers, orthogonal GRU matrices (per gate), zero biases;

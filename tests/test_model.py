@@ -163,6 +163,22 @@ def test_gradient_check():
     assert torch.autograd.gradcheck(loss, (x.clone().requires_grad_(), weight), eps=1e-6, atol=1e-5)
 
 
+def test_without_a_hidden_bias_the_grus_are_lasagnes():
+    """gru_hidden_bias=False: the GRUs' hidden-side bias stays zero through training, the
+    rest learns; the function is then r * (W_hn h) inside tanh, as Lasagne's GRU."""
+    model = make(gru_hidden_bias=False)
+    x, u = data(model.cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    for _ in range(2):
+        opt.zero_grad()
+        training_loss(model(x, u), torch.ones(x.shape[:2], dtype=x.dtype), beta=1.0).backward()
+        opt.step()
+    for gru in (model.gru_d, model.gru_a):
+        assert not gru.bias_hh_l0.requires_grad and not gru.bias_hh_l0.any()
+        assert gru.bias_ih_l0.any()                                  # the input-side bias learns
+    assert make().gru_d.bias_hh_l0.requires_grad                    # the default keeps torch's GRU
+
+
 def test_generation_continues_a_prefix_and_music_samples_are_binary():
     model = make(output="bernoulli", x_dim=6)
     x, _ = data(model.cfg, B=2, T=4)

@@ -24,11 +24,12 @@ commands() {
   echo "music --dataset jsb --name kl-from0 --set kl_start=0.0"
   echo "music --dataset jsb --name kl-fast --set kl_epochs=5"
   echo "music --dataset jsb --name kl-slow --set kl_epochs=40"
-  # the gap to Table 2: seed-to-seed spread, and Adam's epsilon placed as in the original code
+  # the gap to Table 2: seed-to-seed spread, and two details of the original Theano/Lasagne code
   for seed in 124 125 126; do
     echo "music --dataset jsb --set seed=$seed --name seed$seed"
   done
   echo "music --dataset jsb --name adam-lasagne --set adam_eps_style=lasagne"
+  echo "music --dataset jsb --name gru-nobias --set gru_hidden_bias=false"
 }
 
 if [[ "${1:-}" == "--list" ]]; then

@@ -226,7 +226,9 @@ class SRNN(nn.Module):
         if cfg.resq:
             pre = torch.cat([pre, pre_p[..., :cfg.mlp_dim]], -1)
             w_z = torch.cat([w_z, self.prior.z_weight()[:cfg.mlp_dim]])
-        pre = pre.transpose(0, 1).repeat(1, K, 1)
+        # One tensor per step: indexing pre[t] would make the backward pass add T full-size
+        # zero gradients (a third of a music update's time), unbind's backward stacks them.
+        pre = pre.transpose(0, 1).repeat(1, K, 1).unbind(0)
         eps = torch.randn(T, K * B, cfg.z_dim, dtype=x.dtype, device=x.device) if noise is None else noise
 
         # The z-chain: z_t ~ q(z_t | z_{t-1}, a_t), the only sequential loop.

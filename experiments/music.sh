@@ -31,6 +31,7 @@ commands() {
   echo "music --dataset jsb --name adam-lasagne --set adam_eps_style=lasagne"
   echo "music --dataset jsb --name gru-nobias --set gru_hidden_bias=false"
   echo "music --dataset jsb --name adam-eps1e-8 --set adam_eps=1e-8"   # how much epsilon matters at all
+  echo "music --dataset jsb --name adam-eps1e-8-seed124 --set adam_eps=1e-8 seed=124"
 }
 
 if [[ "${1:-}" == "--list" ]]; then

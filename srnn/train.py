@@ -69,6 +69,22 @@ def set_adam_eps(opt: torch.optim.Adam, cfg: Config, t: int) -> None:
         group["eps"] = cfg.adam_eps / correction
 
 
+@torch.no_grad()
+def adam_eps_share(opt: torch.optim.Adam) -> float:
+    """The share of weights whose Adam denominator is mostly epsilon: sqrt(v_t / (1 - beta2^t))
+    below the epsilon of the last update. There Adam moves a weight by about lr * m_t / eps,
+    in proportion to the (clipped) gradient, rather than by about lr whatever its size."""
+    below = total = 0
+    for group in opt.param_groups:
+        for p in group["params"]:
+            state = opt.state.get(p)
+            if state and "exp_avg_sq" in state:
+                v_hat = state["exp_avg_sq"] / (1 - group["betas"][1] ** float(state["step"]))
+                below += (v_hat.sqrt() < group["eps"]).sum().item()
+                total += v_hat.numel()
+    return below / total if total else math.nan
+
+
 def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, *,
           checkpoint_every: int = 500, progress: bool = True) -> list[dict]:
     """Train (or resume) the run in ``run_dir``; return its history, one record per epoch.
@@ -132,7 +148,7 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
                     f"lower lr / clip_norm, then resume or start a new run folder.")
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
             torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
             set_adam_eps(opt, cfg, pos["step"] + 1)
             opt.step()
@@ -142,6 +158,8 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
             sums["ll"] += out.ll.sum().item()
             sums["kl"] += out.kl.sum().item()
             sums["updates"] += 1
+            sums["grad_norm"] = sums.get("grad_norm", 0.0) + grad_norm.item()   # (checkpoints before
+            sums["norms"] = sums.get("norms", 0) + 1                              # these fields lack them)
             pos = {"epoch": epoch, "batch": i + 1, "step": pos["step"] + 1, "sums": sums}
             bar.update(1)
             bar.set_postfix(elbo=f"{(sums['ll'] - sums['kl']) / sums['steps']:.3f}", beta=f"{beta:.3f}")
@@ -152,7 +170,9 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
                   "beta": beta_at(cfg, pos["step"] - 1, updates),
                   "train_elbo_per_step": (sums["ll"] - sums["kl"]) / sums["steps"],
                   "train_kl_per_step": sums["kl"] / sums["steps"],
-                  "updates_per_s": sums["updates"] / max(time.time() - t_epoch, 1e-9)}
+                  "updates_per_s": sums["updates"] / max(time.time() - t_epoch, 1e-9),
+                  "grad_norm": sums["grad_norm"] / sums["norms"],     # mean total norm before clipping
+                  "adam_eps_share": adam_eps_share(opt)}
         if (epoch + 1) % cfg.valid_every == 0 or epoch + 1 == cfg.epochs:
             metrics = evaluate(model, valid)
             record.update({f"valid_{k}": v for k, v in metrics.items() if k != "per_sequence"})
@@ -171,7 +191,7 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
 
 
 def _zero_sums() -> dict:
-    return {"steps": 0.0, "ll": 0.0, "kl": 0.0, "updates": 0}
+    return {"steps": 0.0, "ll": 0.0, "kl": 0.0, "updates": 0, "grad_norm": 0.0, "norms": 0}
 
 
 def _write_history(path: Path, history: list[dict]) -> None:

@@ -10,7 +10,7 @@ from srnn.checkpoint import CheckpointError, load_checkpoint, load_model
 from srnn.config import preset
 from srnn.evaluate import evaluate
 from srnn.model import SRNN
-from srnn.train import NonFiniteLossError, beta_at, lr_at, set_adam_eps, train
+from srnn.train import NonFiniteLossError, adam_eps_share, beta_at, lr_at, set_adam_eps, train
 
 
 def toy_chunks(n=16, T=30, dim=8, seed=0):
@@ -126,6 +126,24 @@ def test_lasagne_style_epsilon_gives_lasagnes_adam_steps():
     torch_style = torch.optim.Adam([torch.zeros(5, requires_grad=True)], eps=cfg.adam_eps)
     set_adam_eps(torch_style, cfg.replace(adam_eps_style="torch"), 1)
     assert torch_style.param_groups[0]["eps"] == cfg.adam_eps
+
+
+def test_adam_eps_share_counts_the_weights_whose_denominator_is_epsilon():
+    small, large = torch.zeros(30, requires_grad=True), torch.zeros(10, requires_grad=True)
+    opt = torch.optim.Adam([small, large], eps=1e-4)
+    assert np.isnan(adam_eps_share(opt))                 # no step taken yet
+    for _ in range(3):
+        opt.zero_grad()
+        (1e-6 * small.sum() + 1e-2 * large.sum()).backward()   # |g| = 1e-6 < eps < 1e-2
+        opt.step()
+    assert adam_eps_share(opt) == pytest.approx(30 / 40)
+
+
+def test_history_records_the_gradient_norm_and_the_adam_regime(tmp_path):
+    cfg, train_data, valid = toy_run(epochs=2)
+    history = train(cfg, train_data, valid, tmp_path, progress=False)
+    for record in history:
+        assert record["grad_norm"] > 0 and 0 <= record["adam_eps_share"] <= 1
 
 
 def test_a_run_saved_before_a_config_field_existed_resumes(tmp_path):

@@ -58,18 +58,32 @@ def training_curves(history: list[dict], title: str = ""):
 def validation_curves(runs: dict[str, dict], keys: Sequence[str], title: str = ""):
     """Validation metrics (``valid_<key>`` of each run's history) against epochs, one panel
     per key, one line per run: how several runs of one comparison train."""
+    return _validation_panels([(title, runs, key) for key in keys], title)
+
+
+def validation_by_group(groups: dict[str, dict[str, dict]], key: str, title: str = "", first_epoch: int = 1):
+    """One metric, one panel per group of runs (e.g. per data set), one line per run, from
+    ``first_epoch`` on (later epochs, where runs differ little, get the whole height)."""
+    return _validation_panels([(name, runs, key) for name, runs in groups.items()], title, first_epoch)
+
+
+def _validation_panels(panels: Sequence[tuple[str, dict[str, dict], str]], title: str, first_epoch: int = 1):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.4), squeeze=False)
-    for ax, key in zip(axes[0], keys):
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.4), squeeze=False)
+    for ax, (name, runs, key) in zip(axes[0], panels):
         for label, record in runs.items():
-            points = [(h["epoch"], h[f"valid_{key}"]) for h in record["history"] if f"valid_{key}" in h]
+            points = [(h["epoch"], h[f"valid_{key}"]) for h in record["history"]
+                      if f"valid_{key}" in h and h["epoch"] >= first_epoch]
             ax.plot(*zip(*points), "o-", ms=2, label=label)
         ax.set(xlabel="epoch", ylabel="validation " + key.replace("_", " ").replace("elbo", "ELBO").replace("kl", "KL"))
+        if name != title:
+            ax.set_title(name)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=8)
+        if ax is axes[0, 0] or runs is not panels[0][1]:     # one legend per set of runs
+            ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     plt.close(fig)

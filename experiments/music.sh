@@ -4,6 +4,8 @@
 #   bash experiments/music.sh                 # all runs, one after another
 #   JOBS=18 bash experiments/music.sh         # all at once (what ran on one GPU)
 #   bash experiments/music.sh --list          # print the commands only
+# The CPU runs in results/ ran two at a time with OMP_NUM_THREADS=1 (their records say
+# torch_threads: 1); set it too to get the same numbers on a CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python}
@@ -30,8 +32,14 @@ commands() {
   done
   echo "music --dataset jsb --name adam-lasagne --set adam_eps_style=lasagne"
   echo "music --dataset jsb --name gru-nobias --set gru_hidden_bias=false"
+  echo "music --dataset jsb --name lr-decay21 --set lr_decay_start=21"    # the original's first 21 epochs at full rate
+  echo "music --dataset jsb --name original-code --set adam_eps_style=lasagne gru_hidden_bias=false lr_decay_start=21"
   echo "music --dataset jsb --name adam-eps1e-8 --set adam_eps=1e-8"   # how much epsilon matters at all
   echo "music --dataset jsb --name adam-eps1e-8-seed124 --set adam_eps=1e-8 seed=124"
+  # beyond the paper's settings: faster or longer learning (compared on validation)
+  echo "music --dataset jsb --name lr3e-3 --set lr=0.003"
+  echo "music --dataset jsb --name decay-from31 --set lr_decay_start=30"
+  echo "music --dataset jsb --name batch8 --set batch_size=8"
 }
 
 if [[ "${1:-}" == "--list" ]]; then

@@ -90,6 +90,27 @@ def _validation_panels(panels: Sequence[tuple[str, dict[str, dict], str]], title
     return fig
 
 
+def optimizer_regime(runs: dict[str, dict]):
+    """Per epoch, from each run's history: the mean gradient norm before clipping and the
+    share of weights whose Adam denominator is mostly epsilon (see srnn.train)."""
+    import matplotlib.pyplot as plt
+
+    fig, (norm, share) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for label, record in runs.items():
+        history = [h for h in record["history"] if "adam_eps_share" in h]
+        epochs = [h["epoch"] for h in history]
+        norm.plot(epochs, [h["grad_norm"] for h in history], "o-", ms=2, label=label)
+        share.plot(epochs, [h["adam_eps_share"] for h in history], "o-", ms=2, label=label)
+    norm.set(xlabel="epoch", ylabel="gradient norm before clipping", yscale="log")
+    share.set(xlabel="epoch", ylabel="share of weights with sqrt(v) < eps", ylim=(0, 1))
+    for ax in (norm, share):
+        ax.grid(alpha=0.3)
+    share.legend(fontsize=8)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
 def piano_rolls(rolls: Sequence[np.ndarray], titles: Sequence[str]):
     """(T, 88) rolls side by side: time to the right, MIDI note up, active keys dark."""
     import matplotlib.pyplot as plt

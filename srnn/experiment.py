@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("domain", choices=["music", "speech"])
     p.add_argument("--dataset", help="music: jsb, nottingham, muse or piano")
-    p.add_argument("--form", default="npz", help="music: npz (the authors' arrays) or classic")
+    p.add_argument("--form", default="npz", help="music: npz (the authors' arrays), classic (.mat rolls) or pickle")
     p.add_argument("--prepared", help="speech: a folder written by srnn.speech's prepare_*")
     p.add_argument("--preset", help="config preset (default: music / speech_small)")
     p.add_argument("--variant", default="smooth+Resq", choices=sorted(VARIANTS))

@@ -1,7 +1,9 @@
 """Where every data file comes from, what it must hash to, and a verified downloader.
 
 Each :class:`DataFile` names public URLs (raw GitHub files at pinned commits, as in
-``data/jsb/SOURCES.md``), its sha256 and its size. :func:`fetch` returns a verified local
+``data/jsb/SOURCES.md``), its sha256 and its size, or, for the three original pickles
+whose bytes no one has hashed for us, the git blob id that the repositories serving them
+record (``git hash-object FILE`` prints it for a copy a user brings). :func:`fetch` returns a verified local
 path: a file shipped in the repository's ``data/`` folder is used in place; anything else
 lives in the cache folder (``$SRNN_CACHE``, default ``~/.cache/srnn``), is downloaded to a
 temporary file, checked, then renamed into place, and is reused while its hash matches.
@@ -40,10 +42,16 @@ class DataFile:
     """One file: its name in the cache, where to fetch it, and what proves its bytes."""
 
     name: str
-    sha256: str
-    size: int
+    sha256: str | None          # None: the file is known only by its git blob id
+    size: int | None
     urls: tuple[str, ...]
     shipped: str | None = None  # path under data/ when the repository carries the file
+    git_blob: str | None = None
+
+    def identity(self) -> str:
+        if self.sha256:
+            return f"sha256 {self.sha256}, {self.size:,} bytes"
+        return f"git blob id {self.git_blob}, as `git hash-object` prints it"
 
 
 def _pinned(template: str, commit: str, name: str, remote_name: str | None = None) -> tuple[str, ...]:
@@ -58,6 +66,14 @@ def _npz(name: str, sha256: str, size: int, shipped: str | None = None) -> DataF
 
 def _mat(name: str, sha256: str, size: int, shipped: str | None = None) -> DataFile:
     return DataFile(name, sha256, size, _pinned(_TCN, _TCN_COMMIT, name), shipped)
+
+
+def _pickle(name: str, git_blob: str, pyro_name: str) -> DataFile:
+    quoted = name.replace(" ", "%20")
+    return DataFile(name, None, None, (
+        f"https://raw.githubusercontent.com/pyro-ppl/datasets/{_PYRO_COMMIT}/polyphonic/{pyro_name}",
+        f"https://raw.githubusercontent.com/Sephora-M/chord2vec/HEAD/{quoted}",
+        f"https://raw.githubusercontent.com/lll6924/VMPF/HEAD/dataset/{quoted}"), git_blob=git_blob)
 
 
 FILES: dict[str, DataFile] = {f.name: f for f in (
@@ -87,15 +103,23 @@ FILES: dict[str, DataFile] = {f.name: f for f in (
               "https://raw.githubusercontent.com/Sephora-M/chord2vec/HEAD/JSB_Chorales.pickle",
               "https://raw.githubusercontent.com/lll6924/VMPF/HEAD/dataset/JSB%20Chorales.pickle"),
              shipped="jsb/JSB_Chorales.pickle"),
+    # The other three original pickles: in pyro-ppl/datasets (pinned), Sephora-M/chord2vec
+    # and lll6924/VMPF, all with the same git blobs (SOURCES.md of the polyphonic data).
+    _pickle("Nottingham.pickle", "97268091279ec2844cf2fed04cee1f47db7b4a5d", "nottingham.pickle"),
+    _pickle("MuseData.pickle", "ef8ef2c01ce94ccc74f247eec1ca61d10b4e00de", "muse_data.pickle"),
+    _pickle("Piano-midi.de.pickle", "4cefeae9f30c9313182f49062299832eb2e9cb6c", "piano_midi.pickle"),
 )}
 
 # data set -> form -> file. "classic" and "pickle" hold the same piano rolls.
 DATASETS: dict[str, dict[str, str]] = {
     "jsb": {"npz": "jsb_raw_batchsize16_seqlen100.npz", "classic": "JSB_Chorales.mat",
             "pickle": "JSB_Chorales.pickle"},
-    "nottingham": {"npz": "nottingham_raw_batchsize16_seqlen100.npz", "classic": "Nottingham.mat"},
-    "muse": {"npz": "muse_raw_batchsize16_seqlen100.npz", "classic": "MuseData.mat"},
-    "piano": {"npz": "piano_raw_batchsize16_seqlen100.npz", "classic": "Piano_midi.mat"},
+    "nottingham": {"npz": "nottingham_raw_batchsize16_seqlen100.npz", "classic": "Nottingham.mat",
+                   "pickle": "Nottingham.pickle"},
+    "muse": {"npz": "muse_raw_batchsize16_seqlen100.npz", "classic": "MuseData.mat",
+             "pickle": "MuseData.pickle"},
+    "piano": {"npz": "piano_raw_batchsize16_seqlen100.npz", "classic": "Piano_midi.mat",
+              "pickle": "Piano-midi.de.pickle"},
 }
 
 def _splits(*rows: tuple[int, int, int, str]) -> dict[str, dict]:
@@ -158,14 +182,27 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def git_blob_of(path: Path) -> str:
+    """The id git gives the file's content (``git hash-object``): the sha1 of the text
+    "blob <size in bytes>", a zero byte, then the file's bytes."""
+    digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def check(path: Path, entry: DataFile) -> str | None:
-    """None if ``path`` has the expected size and sha256, else what is wrong with it."""
+    """None if ``path`` has the expected size and sha256 (or git blob id), else what is wrong."""
     size = path.stat().st_size
-    if size != entry.size:
+    if entry.size is not None and size != entry.size:
         return f"it has {size:,} bytes, expected {entry.size:,} (truncated or a different file)"
-    digest = sha256_of(path)
-    if digest != entry.sha256:
-        return f"its sha256 is {digest}, expected {entry.sha256} (tampered or a different file)"
+    if entry.sha256:
+        digest, expected, kind = sha256_of(path), entry.sha256, "sha256"
+    else:
+        digest, expected, kind = git_blob_of(path), entry.git_blob, "git blob id"
+    if digest != expected:
+        return f"its {kind} is {digest}, expected {expected} (truncated, tampered or a different file)"
     return None
 
 
@@ -198,7 +235,7 @@ def fetch(entry: DataFile | str, cache: str | os.PathLike | None = None, timeout
         failures.append(f"{url}: {problem}")
     raise DataError(
         f"could not get the data file {entry.name!r}.\n  " + "\n  ".join(failures) +
-        f"\nIf you have this file (sha256 {entry.sha256}, {entry.size:,} bytes), copy it to "
+        f"\nIf you have this file ({entry.identity()}), copy it to "
         f"{path} (set $SRNN_CACHE to use another folder) and run again.")
 
 
@@ -211,7 +248,7 @@ def _download(url: str, entry: DataFile, path: Path, timeout: float) -> str | No
             for block in iter(lambda: response.read(1 << 16), b""):
                 out.write(block)
                 bar.update(len(block))
-                if bar.n > entry.size:
+                if entry.size is not None and bar.n > entry.size:
                     return f"download rejected: more than the expected {entry.size:,} bytes"
         problem = check(Path(tmp), entry)
         if problem is None:

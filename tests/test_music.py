@@ -1,6 +1,8 @@
 """Music data: the three file forms, the streamed rows, fingerprints and bad input."""
+import dataclasses
 import pickle
 import shutil
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -148,7 +150,20 @@ def test_unknown_name_or_form():
     with pytest.raises(ValueError, match="choose one of"):
         music.dataset("bach")
     with pytest.raises(ValueError, match="comes in forms"):
-        music.dataset("muse", "pickle")
+        music.dataset("muse", "midi")
+
+
+def test_original_pickle_missing_without_network_says_what_to_do(tmp_path, monkeypatch):
+    with socket.socket() as s:           # a port nothing listens on: a machine with no network
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/MuseData.pickle"
+    entry = registry.FILES["MuseData.pickle"]
+    monkeypatch.setitem(registry.FILES, entry.name, dataclasses.replace(entry, urls=(dead,)))
+    with pytest.raises(DataError) as error:
+        music.dataset("muse", "pickle", cache=tmp_path)
+    message = str(error.value)
+    assert "'MuseData.pickle'" in message and dead in message and entry.git_blob in message
+    assert f"copy it to {tmp_path / 'MuseData.pickle'}" in message
 
 
 # --- bad input: each a DataError that names the file and the fix -------------------
@@ -230,3 +245,20 @@ def test_shared_sets_verify(tmp_path, name, form):
     data = music.dataset(name, form, cache=tmp_path)
     assert _counts(data.fingerprint) == COUNTS[(name, form)]
     assert len(data.train) * 16 * 100 <= COUNTS[(name, form)][0][1]
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} is absent")
+def test_an_original_style_pickle_verifies_against_the_classic_fingerprint(tmp_path, monkeypatch):
+    """Piano-midi.de written as Boulanger-Lewandowski's pickles are (lists of note tuples of
+    numpy int64; protocol 4, since Python 3's protocol 2 wraps the scalars' bytes in a
+    call that the Python 2 originals do not hold): found by the registry's git blob id,
+    read by the restricted unpickler, checked against the fingerprint of the .mat rolls."""
+    rolls = music.load_mat(SHARED / "mat" / "Piano_midi.mat")
+    notes = {split: [[tuple(np.int64(n + music.LOWEST_NOTE) for n in np.flatnonzero(step)) for step in roll]
+                     for roll in rolls[split]] for split in music.SPLITS}
+    path = tmp_path / "Piano-midi.de.pickle"
+    path.write_bytes(pickle.dumps(notes, protocol=4))
+    entry = registry.FILES[path.name]
+    monkeypatch.setitem(registry.FILES, path.name, dataclasses.replace(entry, git_blob=registry.git_blob_of(path)))
+    data = music.dataset("piano", "pickle", cache=tmp_path)
+    assert data.name == "piano-pickle" and _counts(data.fingerprint) == COUNTS[("piano", "classic")]

@@ -138,11 +138,38 @@ def test_unknown_file_is_named():
         fetch("nope.npz")
 
 
+def _blob_entry(*urls, data=PAYLOAD):
+    blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    return DataFile("blob.bin", None, None, tuple(urls), git_blob=blob)
+
+
+def test_file_known_by_its_git_blob_id_is_verified(server, tmp_path):
+    www, base = server
+    (www / "blob.bin").write_bytes(PAYLOAD)
+    cache = tmp_path / "cache"
+    path = fetch(_blob_entry(f"{base}/blob.bin"), cache)
+    assert path.read_bytes() == PAYLOAD and registry.git_blob_of(path) == _blob_entry().git_blob
+    (www / "blob.bin").write_bytes(PAYLOAD[:-1] + b"X")
+    path.unlink()
+    with pytest.raises(DataError, match="its git blob id is [0-9a-f]{40}, expected .*tampered"):
+        fetch(_blob_entry(f"{base}/blob.bin"), cache)
+    with pytest.raises(DataError, match="git blob id [0-9a-f]{40}, as `git hash-object` prints it"):
+        fetch(_blob_entry(_dead_url()), cache)
+
+
+def test_git_blob_id_is_gits():
+    pickle = registry.DATA_DIR / "jsb" / "JSB_Chorales.pickle"
+    assert registry.git_blob_of(pickle) == "3b69144b974da0d34eb62d2de6faf74a3db44c57"   # SOURCES.md
+
+
 def test_registry_entries_are_complete():
     for entry in registry.FILES.values():
-        assert re.fullmatch(r"[0-9a-f]{64}", entry.sha256) and entry.size > 0
+        if entry.sha256 is None:
+            assert re.fullmatch(r"[0-9a-f]{40}", entry.git_blob) and entry.name.endswith(".pickle")
+        else:
+            assert re.fullmatch(r"[0-9a-f]{64}", entry.sha256) and entry.size > 0
         assert entry.urls and all(u.startswith("https://raw.githubusercontent.com/") for u in entry.urls)
     for name, forms in registry.DATASETS.items():
-        assert set(forms) >= {"npz", "classic"} and all(f in registry.FILES for f in forms.values())
+        assert set(forms) == {"npz", "classic", "pickle"} and all(f in registry.FILES for f in forms.values())
         for form in ("npz", "classic"):
             assert set(registry.FINGERPRINTS[(name, form)]) == {"train", "valid", "test"}

@@ -40,6 +40,10 @@ commands() {
   echo "music --dataset jsb --name lr3e-3 --set lr=0.003"
   echo "music --dataset jsb --name decay-from31 --set lr_decay_start=30"
   echo "music --dataset jsb --name batch8 --set batch_size=8"
+  echo "music --dataset jsb --name batch4 --set batch_size=4"
+  echo "music --dataset jsb --name batch8-eps1e-8 --set batch_size=8 adam_eps=1e-8"
+  # the main JSB run again on a CPU (the main run is a GPU record), to compare CPU runs with
+  echo "music --dataset jsb --name cpu"
 }
 
 if [[ "${1:-}" == "--list" ]]; then

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from .config import Config, preset
+
 FORMAT = 1
 
 # The paper's Table 2 (music, log-likelihood bound per time step) and Table 1 (speech,
@@ -110,18 +112,46 @@ def music_table(runs: list[dict], variant: str = "smooth+Resq") -> list[dict]:
     return rows
 
 
-def seed_spread(runs: list[dict], dataset: str, form: str = "npz", variant: str = "smooth+Resq") -> dict | None:
-    """A music run and its reruns with other seeds (ids ``<run>-seed<N>``, same settings
-    otherwise): the test ELBO per step (mean over pieces) of each seed, their mean and
-    sample standard deviation. None with fewer than two seeds."""
-    main = run_name(dataset, form, variant)
-    found = sorted((r for r in runs if r.get("domain") == "music" and re.fullmatch(re.escape(main) + r"(-seed\d+)?", r["id"])),
-                   key=lambda r: r["seed"])
-    if len(found) < 2:
-        return None
-    elbo = {r["seed"]: r["test"]["elbo_per_step_seq"] for r in found}
-    return {"run": main, "elbo": elbo, "mean": statistics.mean(elbo.values()),
-            "std": statistics.stdev(elbo.values()), "best": max(elbo.values()), "worst": min(elbo.values())}
+def device_kind(record: dict) -> str:
+    """'cpu' or 'cuda'. One seed follows different paths on the two kinds of device."""
+    return record["hardware"]["device"].split(":")[0]
+
+
+def paper_settings(record: dict) -> bool:
+    """Whether a music run used the paper's settings: the ``music`` preset with its variant's
+    inference network, whatever its seed and device."""
+    cfg = Config.from_dict(record["config"])          # fields added since the run take their defaults
+    free = {"seed": 0, "device": ""}
+    return {**cfg.to_dict(), **free} == {**preset("music", inference=cfg.inference, resq=cfg.resq).to_dict(), **free}
+
+
+def _paper_runs(runs: list[dict], dataset: str, form: str, variant: str) -> list[dict]:
+    return [r for r in runs if r.get("domain") == "music" and (r["dataset"], r["data_form"], r["variant"])
+            == (dataset, form, variant) and paper_settings(r)]
+
+
+def seed_spread(runs: list[dict], dataset: str, form: str = "npz", variant: str = "smooth+Resq") -> list[dict]:
+    """The runs with the paper's settings of one data set, form and variant, by kind of
+    device; for each kind with two seeds or more: the test ELBO per step (mean over pieces)
+    of each seed, their mean and sample standard deviation, the best and the worst."""
+    spreads = []
+    found = _paper_runs(runs, dataset, form, variant)
+    for kind in sorted({device_kind(r) for r in found}):
+        elbo = {r["seed"]: r["test"]["elbo_per_step_seq"]
+                for r in sorted(found, key=lambda r: r["seed"]) if device_kind(r) == kind}
+        if len(elbo) >= 2:
+            spreads.append({"device": kind, "elbo": elbo, "mean": statistics.mean(elbo.values()),
+                            "std": statistics.stdev(elbo.values()), "best": max(elbo.values()),
+                            "worst": min(elbo.values())})
+    return spreads
+
+
+def baseline(runs: list[dict], record: dict) -> dict | None:
+    """What a change of settings is measured against: the run with the paper's settings of
+    the same data set, form, variant and seed, on the same kind of device (None if none)."""
+    return next((r for r in _paper_runs(runs, record["dataset"], record["data_form"], record["variant"])
+                 if r["seed"] == record["seed"] and device_kind(r) == device_kind(record)
+                 and r["id"] != record["id"]), None)
 
 
 def speech_table(runs: list[dict]) -> list[dict]:
@@ -152,10 +182,10 @@ def main() -> None:
               f"{_fmt(r.get('elbo_frames')):>12s} {_fmt(r.get('iwae')):>8s} {_fmt(r.get('gap'), '+.3f'):>7s}  "
               f"{r.get('run', 'no run yet')}")
     for key, title in MUSIC_NAMES.items():
-        spread = seed_spread(runs, key)
-        if spread:
-            print(f"{title}, {len(spread['elbo'])} seeds: ELBO {spread['mean']:.3f} +- {spread['std']:.3f} "
-                  f"(best {spread['best']:.3f}, worst {spread['worst']:.3f}; paper {PAPER_MUSIC[key]:.2f})")
+        for spread in seed_spread(runs, key):
+            print(f"{title}, {len(spread['elbo'])} seeds on {spread['device']}: ELBO {spread['mean']:.3f} +- "
+                  f"{spread['std']:.3f} (best {spread['best']:.3f}, worst {spread['worst']:.3f}; "
+                  f"paper {PAPER_MUSIC[key]:.2f})")
     print("\nTable 1 (speech, bound per sequence; '-' = no run yet):")
     for r in speech_table(runs):
         print(f"{r['model']:22s} Blizzard paper {r['blizzard paper']:>6} ours {_fmt(r['blizzard ours'], '.0f'):>6}   "

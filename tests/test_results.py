@@ -3,8 +3,9 @@ import json
 
 import pytest
 
-from srnn.results import (PAPER_MUSIC, load_run, load_runs, music_table, run_name, seed_spread, speech_table,
-                          write_run)
+from srnn.config import preset
+from srnn.results import (PAPER_MUSIC, baseline, load_run, load_runs, music_table, paper_settings, run_name,
+                          seed_spread, speech_table, write_run)
 
 
 def record(run_id, dataset, elbo, domain="music", form="npz", variant="smooth+Resq"):
@@ -29,18 +30,38 @@ def test_tables_use_each_main_run_and_mark_missing_rows(tmp_path):
     assert speech["SRNN (smooth+Resq)"]["timit ours"] is None
 
 
-def test_seed_spread_gathers_one_settings_reruns_only(tmp_path):
-    main = run_name("jsb", "npz", "smooth+Resq")
-    for seed, suffix, elbo in [(123, "", -4.9), (124, "seed124", -4.8), (125, "seed125", -5.0),
-                               (123, "kl-slow", -4.0)]:                  # another setting: left out
-        write_run(tmp_path / "music" / f"{main}{suffix}", {**record(run_name("jsb", "npz", "smooth+Resq", suffix),
-                                                                    "jsb", elbo), "seed": seed}, [])
+def music_run(folder, suffix, elbo, seed=123, device="cpu: x86_64", **config):
+    run_id = run_name("jsb", "npz", "smooth+Resq", suffix)
+    write_run(folder / "music" / run_id, {**record(run_id, "jsb", elbo), "seed": seed,
+                                          "config": preset("music", seed=seed, **config).to_dict(),
+                                          "hardware": {"device": device}}, [])
+
+
+def test_seed_spread_gathers_the_paper_settings_by_device(tmp_path):
+    music_run(tmp_path, "", -4.9, device="cuda: NVIDIA H100")
+    music_run(tmp_path, "cpu", -5.0)
+    music_run(tmp_path, "seed124", -4.8, seed=124)
+    music_run(tmp_path, "seed125", -5.0, seed=125)
+    music_run(tmp_path, "kl-slow", -4.0, kl_epochs=40)                # another setting: left out
     runs = load_runs(tmp_path)
-    spread = seed_spread(runs, "jsb")
-    assert spread["elbo"] == {123: -4.9, 124: -4.8, 125: -5.0}
-    assert spread["mean"] == pytest.approx(-4.9) and spread["std"] == pytest.approx(0.1)
-    assert (spread["best"], spread["worst"]) == (-4.8, -5.0)
-    assert seed_spread(runs, "nottingham") is None                      # one seed or none: no spread
+    [spread] = seed_spread(runs, "jsb")                                 # one GPU seed: no GPU spread
+    assert spread["device"] == "cpu" and spread["elbo"] == {123: -5.0, 124: -4.8, 125: -5.0}
+    assert spread["mean"] == pytest.approx(-14.8 / 3) and (spread["best"], spread["worst"]) == (-4.8, -5.0)
+    assert seed_spread(runs, "nottingham") == []
+    assert [r["id"] for r in runs if paper_settings(r)] == [run_name("jsb", "npz", "smooth+Resq", s)
+                                                            for s in ("", "cpu", "seed124", "seed125")]
+
+
+def test_a_change_is_measured_against_the_same_seed_on_the_same_kind_of_device(tmp_path):
+    music_run(tmp_path, "", -4.9, device="cuda: NVIDIA H100")
+    music_run(tmp_path, "cpu", -5.0)
+    music_run(tmp_path, "eps", -4.95, adam_eps=1e-8)
+    music_run(tmp_path, "eps-gpu", -4.8, adam_eps=1e-8, device="cuda: NVIDIA H100")
+    music_run(tmp_path, "eps-seed7", -4.7, seed=7, adam_eps=1e-8)
+    runs = {r["id"].split("-")[-1]: r for r in load_runs(tmp_path)}
+    assert baseline(list(runs.values()), runs["eps"])["id"].endswith("-cpu")
+    assert baseline(list(runs.values()), runs["gpu"])["id"] == run_name("jsb", "npz", "smooth+Resq")
+    assert baseline(list(runs.values()), runs["seed7"]) is None
 
 
 def test_bad_records_get_clear_errors(tmp_path):

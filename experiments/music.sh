@@ -42,6 +42,7 @@ commands() {
   echo "music --dataset jsb --name batch8 --set batch_size=8"
   echo "music --dataset jsb --name batch4 --set batch_size=4"
   echo "music --dataset jsb --name batch8-eps1e-8 --set batch_size=8 adam_eps=1e-8"
+  echo "music --dataset piano --name batch8 --set batch_size=8"     # the best JSB setting on another set
   # the main JSB run again on a CPU (the main run is a GPU record), to compare CPU runs with
   echo "music --dataset jsb --name cpu"
 }

@@ -36,9 +36,9 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from srnn.experiment import VARIANTS
-from srnn.pages import run_groups
+from srnn.pages import COMMITTED, run_groups
 from srnn.plots import markdown_table, validation_by_group
-from srnn.results import PAPER_SPEECH
+from srnn.results import PAPER_SPEECH, load_runs, seed_spread
 
 specs = [{"label": variant, "variant": variant, "overrides": overrides} for variant in VARIANTS]
 groups = {}      # data set -> {"committed" or this batch's profile -> {variant -> record}}
@@ -117,9 +117,15 @@ for dataset, title in datasets.items():
         lines.append(f"- {title} (ours): {ranking(scores)}; best minus worst {best - worst:.3f} nats per step")
     else:
         lines.append(f"- {title} (ours): {len(runs)} of {len(VARIANTS)} variants committed, no ranking yet")
+committed_runs = load_runs(COMMITTED, profile="paper")
+lines += [f"- {title}, seed-to-seed standard deviation of smooth+Resq ({s['device']}, {len(s['elbo'])} seeds): "
+          f"{s['std']:.3f} nats per step" for dataset, title in datasets.items()
+          for s in seed_spread(committed_runs, dataset)]
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
-# Each ranking above comes from one run per variant with the paper's seed; the Results
-# page measures how far one seed can move the bound. A `smoke` build's tiny models train
+# Each ranking above comes from one run per variant with the paper's seed. The last lines
+# give how far the seed alone moves the bound (runs with other seeds, listed on the
+# Results page): a difference between two variants of the same size says nothing about
+# which inference network is better. A `smoke` build's tiny models train
 # for a few epochs, so their ordering is noise.

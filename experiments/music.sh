@@ -42,7 +42,9 @@ commands() {
   echo "music --dataset jsb --name batch8 --set batch_size=8"
   echo "music --dataset jsb --name batch4 --set batch_size=4"
   echo "music --dataset jsb --name batch8-eps1e-8 --set batch_size=8 adam_eps=1e-8"
-  echo "music --dataset jsb --name batch4-seed124 --set batch_size=4 seed=124"   # the chosen JSB setting, another seed
+  for seed in 124 125; do                           # the setting chosen on validation, other seeds
+    echo "music --dataset jsb --name batch4-seed$seed --set batch_size=4 seed=$seed"
+  done
   echo "music --dataset piano --name batch8 --set batch_size=8"     # smaller batches on two more sets
   echo "music --dataset nottingham --name batch8 --set batch_size=8"
   # the main JSB run again on a CPU (the main run is a GPU record), to compare CPU runs with

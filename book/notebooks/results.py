@@ -243,6 +243,10 @@ for key, title in results.MUSIC_NAMES.items():
     reruns = [r for r in runs if r["id"].startswith(chosen["id"] + "-seed")]
     chosen_lines += [f"  - the same setting with seed {r['seed']}: test ELBO per step {r['test']['elbo_per_step_seq']:.3f}, "
                      f"{r['test']['elbo_per_step_seq'] - paper:+.3f} from the paper (`{r['id']}`)" for r in reruns]
+    if reruns:
+        elbos = [r["test"]["elbo_per_step_seq"] for r in (chosen, *reruns)]
+        mean = sum(elbos) / len(elbos)
+        chosen_lines.append(f"  - mean over the {len(elbos)} seeds: {mean:.3f}, {mean - paper:+.3f} from the paper")
 display(markdown_table(["data set", "setting", "best validation ELBO / step", "at epoch", "test ELBO / step",
                         "test - paper", "run"], rows or [("no run yet", "-", "-", "-", "-", "-", "-")],
                        caption="Settings beyond the paper's (authors' arrays, smooth+Resq, seed 123); for each data "

@@ -1,5 +1,8 @@
 """Result records: round trip, version check, and the tables that compare them to the paper."""
 import json
+import shlex
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +73,18 @@ def test_bad_records_get_clear_errors(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps({"format": 99}))
     with pytest.raises(ValueError, match="results format 99"):
         load_run(tmp_path / "run.json")
+
+
+def test_music_sh_lists_exactly_the_committed_music_runs():
+    """experiments/music.sh is the one place a reader finds the command of every committed
+    music run: no run without its line, no line without its run."""
+    root = Path(__file__).resolve().parents[1]
+    listed = subprocess.run(["bash", str(root / "experiments" / "music.sh"), "--list"], capture_output=True,
+                            text=True, check=True).stdout.splitlines()
+    committed = [r["command"] for r in load_runs(root / "results" / "music", profile="paper")]
+    assert committed, "no committed music run found"
+
+    def arguments(commands):            # what follows 'python -m srnn.experiment'
+        return sorted(tuple(shlex.split(c)[3:]) for c in commands)
+
+    assert arguments(listed) == arguments(committed)

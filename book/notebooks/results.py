@@ -100,7 +100,8 @@ markdown_table(["model", "Blizzard: paper", "ours", "gap", "TIMIT: paper", "ours
 # only Lasagne's placement of Adam's $\epsilon$ changes our bound, and it lowers it; and
 # the bound moves most with the optimizer, which spends much of training in Adam's
 # $\epsilon$ regime: torch's usual $\epsilon$ raises it, and more updates of smaller
-# batches raise it most on JSB, while on Piano-midi.de, the smallest set, they overfit.
+# batches raise it most on JSB, while on Piano-midi.de, the smallest set, they overfit and
+# on Nottingham they change nothing.
 # MuseData, the data set in the defaults of the original training script, is the one set
 # we match with the paper's settings. The likeliest cause of the other gaps is an
 # optimization setting of the paper's runs that the public code does not record.

@@ -96,7 +96,7 @@ markdown_table(["model", "Blizzard: paper", "ours", "gap", "TIMIT: paper", "ours
 # set with the cheapest runs: the spread between seeds, three details of the original
 # Theano/Lasagne code, the regime Adam runs in under the paper's gradient clipping, and
 # settings beyond the paper's. What they show: one seed moves the bound by a few
-# hundredths of a nat, on a GPU or a CPU alike; of the three details of the original code
+# hundredths of a nat (four seeds on a CPU); of the three details of the original code
 # only Lasagne's placement of Adam's $\epsilon$ changes our bound, and it lowers it; and
 # the bound moves most with the optimizer, which spends much of training in Adam's
 # $\epsilon$ regime: torch's usual $\epsilon$ raises it, and more updates of smaller
@@ -178,13 +178,16 @@ def jsb_run(suffix):
     return find_run("jsb", suffix)
 
 
+jsb_seed_sd = {s["device"]: s["std"] for s in results.seed_spread(runs, "jsb")}
+
+
 def change(run):
     """The run's test ELBO minus its baseline's (same seed and device kind), and in seed sd."""
     base = results.baseline(runs, run)
     if base is None:
         return "no baseline run yet"
     diff = run["test"]["elbo_per_step_seq"] - base["test"]["elbo_per_step_seq"]
-    sd = next((s["std"] for s in results.seed_spread(runs, "jsb") if s["device"] == results.device_kind(run)), None)
+    sd = jsb_seed_sd.get(results.device_kind(run))
     return f"{diff:+.3f}" + (f" ({diff / sd:+.1f} sd)" if sd else "") + f" vs `{base['id']}`"
 
 

@@ -27,7 +27,7 @@ import torch
 from .checkpoint import load_model
 from .config import Config, preset
 from .evaluate import evaluate
-from .results import provenance, run_name, write_run
+from .results import ProvenanceError, provenance, run_name, write_run
 from .train import resolve_device, train
 
 VARIANTS = {"smooth+Resq": ("smoothing", True), "smooth": ("smoothing", False),
@@ -43,15 +43,21 @@ def variant_config(cfg: Config, variant: str) -> Config:
 
 def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="runs",
                    results_root="results", iwae_samples: int = 100, profile: str = "paper",
-                   command: str = "", progress: bool = True,
+                   command: str = "", progress: bool = True, allow_dirty: bool = False,
                    write_samples: Callable | None = None) -> dict:
     """Train ``cfg`` on ``data`` (resuming if ``runs/<id>`` holds a partial run), evaluate
     the best-on-validation model on the test set by the ELBO and the importance-weighted
-    bound with ``iwae_samples`` samples, and write the record. Returns the record."""
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    bound with ``iwae_samples`` samples, and write the record. Returns the record.
+
+    The code is read from git when the command starts, and a tree with uncommitted changes
+    is refused for the ``paper`` profile unless ``allow_dirty`` (other profiles make no
+    results and record it either way). Every start of the run (the first, and each resume
+    from a checkpoint) is kept in ``runs/<id>/starts.json`` and in the record's ``starts``.
+    """
     device = resolve_device(cfg.device)
-    origin = provenance(device)          # the code as it was when the run started
+    origin = provenance(device, allow_dirty=allow_dirty or profile != "paper")
     run_dir = Path(runs_root) / run_id
+    starts = _log_start(run_dir, origin)
     history = train(cfg, data.train, data.valid, run_dir, progress=progress)
     model = load_model(run_dir / "best.pt", device)
     t0 = time.time()
@@ -69,7 +75,8 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
         "id": run_id, "domain": domain, "dataset": data.name.split("-")[0],
         "data_form": getattr(data, "form", data.name.split("-", 1)[-1]), "variant": cfg.variant,
         "profile": profile, "command": command, "seed": cfg.seed, "config": cfg.to_dict(),
-        "data": data.fingerprint, **origin, "started": started,
+        "data": data.fingerprint, "code": starts[0]["code"], "hardware": origin["hardware"],
+        "started": starts[0]["started"], "starts": starts,
         "train_wall_time_s": history[-1]["wall_time_s"], "test_wall_time_s": time.time() - t0,
         "epochs": len(history), "best_epoch": best["epoch"],
         "still_improving": best["epoch"] == history[-1]["epoch"],
@@ -82,6 +89,20 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
         record["samples"] = [str(p.relative_to(folder)) for p in write_samples(model, folder / "samples")]
     write_run(folder, record, history)
     return record
+
+
+def _log_start(run_dir: Path, origin: dict) -> list[dict]:
+    """Append this start (time, epochs already done, code, hardware) to the run's
+    ``starts.json``, atomically, and return all starts so far."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path, history = run_dir / "starts.json", run_dir / "history.jsonl"
+    starts = json.loads(path.read_text()) if path.is_file() else []
+    starts.append({"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                   "epochs_done": len(history.read_text().splitlines()) if history.is_file() else 0, **origin})
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(starts, indent=2) + "\n")
+    os.replace(tmp, path)
+    return starts
 
 
 def music_samples(model, folder: Path, pieces: int = 4, steps: int = 64, seconds: float = 0.25) -> list[Path]:
@@ -111,7 +132,8 @@ def per_sample(test: dict, samples_per_step: int, std: float) -> dict:
 
 def _music(args, cfg):
     from .music import dataset
-    data = dataset(args.dataset, args.form, batch_size=cfg.batch_size, window=cfg.window)
+    data = dataset(args.dataset, args.form, batch_size=cfg.batch_size, window=cfg.window,
+                   valid_state=cfg.valid_state)
     with_samples = cfg.variant == "smooth+Resq" and not args.name
     return data, f"{args.dataset}-{args.form}", music_samples if with_samples else None
 
@@ -120,7 +142,8 @@ def _speech(args, cfg):
     from .speech import load_prepared
     if not args.prepared:
         raise SystemExit("speech runs need --prepared FOLDER (see python -m srnn.speech --help)")
-    data = load_prepared(args.prepared, batch_size=cfg.batch_size, window=cfg.window, seed=cfg.seed)
+    data = load_prepared(args.prepared, batch_size=cfg.batch_size, window=cfg.window, seed=cfg.seed,
+                         valid_state=cfg.valid_state, test_pass=cfg.test_pass)
     return data, data.name, data.write_samples
 
 
@@ -149,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="config overrides, e.g. epochs=80 kl_start=0.0 (JSON values)")
     p.add_argument("--iwae-samples", type=int, default=100)
     p.add_argument("--profile", default="paper")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="run from a tree with uncommitted changes; the record says so, with a hash of the diff")
     p.add_argument("--name", help="run id suffix, e.g. an ablation's name")
     p.add_argument("--runs", default="runs")
     p.add_argument("--results", default="results")
@@ -162,9 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     data, base, samples = (_music if args.domain == "music" else _speech)(args, cfg)
     run_id = run_name(base, "", cfg.variant, args.name)
     command = "python -m srnn.experiment " + " ".join(shlex.quote(a) for a in argv)
-    record = run_experiment(cfg, data, run_id, args.domain, runs_root=args.runs,
-                            results_root=args.results, iwae_samples=args.iwae_samples,
-                            profile=args.profile, command=command, write_samples=samples)
+    try:
+        record = run_experiment(cfg, data, run_id, args.domain, runs_root=args.runs,
+                                results_root=args.results, iwae_samples=args.iwae_samples,
+                                profile=args.profile, command=command, allow_dirty=args.allow_dirty,
+                                write_samples=samples)
+    except ProvenanceError as error:
+        p.exit(2, f"error: {error}\n")
     t = record["test"]
     print(f"{run_id}: test ELBO per step {t['elbo_per_step_seq']:.4f} (mean over sequences), "
           f"{t['elbo_per_step']:.4f} (over all steps)"

@@ -170,7 +170,7 @@ class SRNN(nn.Module):
         if cfg.inference == "smoothing":                               # a_t = GRU(a_{t+1}, [d_t, phi(x_t)])
             self.gru_a = nn.GRU(cfg.d_dim + f, cfg.d_dim, batch_first=True)
         else:                                                          # a_t = MLP([d_t, phi(x_t)])
-            self.mlp_a = nn.Linear(cfg.d_dim + f, cfg.d_dim)
+            self.mlp_a = MLP(cfg.d_dim + f, cfg.d_dim, cfg.filter_layers)
         self.prior = GaussianHead(cfg.d_dim, cfg.z_dim, cfg.mlp_dim)
         self.posterior = GaussianHead(cfg.d_dim, cfg.z_dim, cfg.mlp_dim)
         self.emission = Emission(cfg)
@@ -181,16 +181,31 @@ class SRNN(nn.Module):
                     p.requires_grad_(False)
 
     def reset_parameters(self):
-        """Glorot-normal dense layers, orthogonal GRU matrices (per gate), zero biases;
-        for speech, Uniform(-1e-3, 1e-3) last layers of prior, posterior and emission."""
+        """Zero biases and orthogonal GRU matrices (each gate's own), and the dense weights
+        as the original code draws them (``init="original"``): Glorot-uniform, Lasagne's
+        default, for phi, the prior and posterior heads and the emission's output layer;
+        Glorot-normal, the original's ``mlp`` helper, for the emission MLP and the filtering
+        MLP. Layers the original keeps apart and this model stores side by side (a head's
+        mean and log-variance hidden layers, the Gaussian emission's mean and log-variance)
+        are each drawn on their own shape. Speech (``small_last_init``): Uniform(-1e-3, 1e-3)
+        output layers of prior, posterior and emission. ``init="stacked"``: Glorot-normal on
+        every stored weight as it is (this project's first protocol)."""
+        normal = {id(p) for m in (self.emission.mlp, getattr(self, "mlp_a", None)) if m is not None
+                  for p in m.parameters()}
+        side_by_side = {"prior.hidden.weight": 2, "posterior.hidden.weight": 2,
+                        "emission.out.weight": 2 if self.emission.gaussian else 1}
         for name, p in self.named_parameters():
             if name.endswith("bias") or "bias_" in name:
                 nn.init.zeros_(p)
             elif "gru" in name:
                 for gate in p.data.chunk(3, 0):
                     nn.init.orthogonal_(gate)
-            else:
+            elif self.cfg.init == "stacked":
                 nn.init.xavier_normal_(p)
+            else:
+                glorot = nn.init.xavier_normal_ if id(p) in normal else nn.init.xavier_uniform_
+                for layer in p.data.chunk(side_by_side.get(name, 1), 0):
+                    glorot(layer)
         if self.cfg.small_last_init:
             for layer in (self.prior.mu, self.prior.logvar, self.posterior.mu,
                           self.posterior.logvar, self.emission.out):
@@ -219,7 +234,7 @@ class SRNN(nn.Module):
             lengths = mask.sum(1).long()
             a = reverse_padded(self.gru_a(reverse_padded(dx, lengths))[0], lengths)
         else:
-            a = act(self.mlp_a(dx))
+            a = self.mlp_a(dx)
         # First-layer parts that depend on d_t and a_t, time-major: (T, K*B, .)
         pre, pre_p = self.posterior.c_part(a), self.prior.c_part(d)
         w_z = self.posterior.z_weight()

@@ -267,15 +267,17 @@ class MusicData:
 
 
 def dataset(name: str, form: str = "npz", batch_size: int = 16, window: int = 100,
-            cache=None) -> MusicData:
+            cache=None, valid_state: str = "zero") -> MusicData:
     """One music data set: verified file, checked content, training rows and eval batches.
 
-    ``npz``: train and valid are the authors' streams (their exact arrays for batch_size
-    16 and window 100, otherwise the same sequence re-cut by :func:`stream_rows`); valid
-    is a list of streamed batches (reset only at the first), test the given padded pieces
-    with their masks and their own u. ``classic``/``pickle``: train rows cut from
-    :func:`classic_sequence` of the training pieces; valid and test are whole pieces,
-    padded, with masks and u_1 = 0.
+    ``npz``: train is the authors' stream (their exact arrays for batch_size 16 and window
+    100, otherwise the same sequence re-cut by :func:`stream_rows`); test the given padded
+    pieces with their masks and their own u. Validation, with ``valid_state="zero"`` (the
+    original code): the authors' 100-step validation rows, each from a zero state, the
+    same rows whatever the batch size; with ``"carry"``: the validation stream cut like
+    the training stream, each row continuing the row before it. ``classic``/``pickle``:
+    train rows cut from :func:`classic_sequence` of the training pieces; valid and test
+    are whole pieces, padded, with masks and u_1 = 0.
     """
     path, content = _load(name, form, cache)
     found = {split: fingerprint(_rolls(form, content, split)) for split in SPLITS}
@@ -284,7 +286,11 @@ def dataset(name: str, form: str = "npz", batch_size: int = 16, window: int = 10
     stamp = {"dataset": name, "form": form, "file": source.name, "sha256": source.sha256, **found}
     if form == "npz":
         train = stream_rows(content["s_train"], batch_size, window)
-        valid = list(StreamBatches(*stream_rows(content["s_valid"], batch_size, window), batch_size).batches(0))
+        if valid_state == "zero":
+            rows = StreamBatches(content["x_valid"], content["u_valid"], STORED_ROWS).batches(0)
+            valid = [Batch(b.x, b.u, b.mask, reset=True) for b in rows]
+        else:
+            valid = list(StreamBatches(*stream_rows(content["s_valid"], batch_size, window), batch_size).batches(0))
         test = _masked_batches(content["x_test"], content["u_test"], content["mask_test"], batch_size)
     else:
         train = stream_rows(classic_sequence(content["train"]), batch_size, window)

@@ -7,6 +7,7 @@ importance-weighted bound). The book reads only these files.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -33,29 +34,60 @@ MUSIC_NAMES = {"jsb": "JSB Chorales", "nottingham": "Nottingham", "muse": "MuseD
                "piano": "Piano-midi.de"}
 
 
-def provenance(device: torch.device | str) -> dict:
-    """Code version and hardware of the process that produces a result."""
-    root = Path(__file__).resolve().parent.parent
+class ProvenanceError(RuntimeError):
+    """The code that would make a result cannot be named (a dirty tree, no git)."""
 
-    def git(*args):
-        try:
-            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
-                                  timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
 
+def _git(root: Path, *args: str) -> str | None:
+    """The output of a git command in ``root``, or None where git or the repository is missing."""
+    try:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.decode(errors="replace").strip() if done.returncode == 0 else None
+
+
+def code_version(allow_dirty: bool = False, root: str | Path | None = None) -> dict:
+    """The full commit of the checkout, read from git, and whether its tracked files differ
+    from it. A dirty tree (or no git history) is refused with ProvenanceError unless
+    ``allow_dirty``; then the record says so, with the sha256 of ``git diff HEAD`` (or,
+    without git, the commit the environment variable SRNN_COMMIT states, marked unchecked)."""
+    root = Path(root) if root else Path(__file__).resolve().parent.parent
+    commit = _git(root, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+    if not commit or len(commit) != 40:
+        if not allow_dirty:
+            raise ProvenanceError(f"{root} is not a git checkout, so a record could not name its code: run "
+                                  f"from a clone of the repository, or allow it (--allow-dirty) to record "
+                                  f"the code as unknown")
+        stated = os.environ.get("SRNN_COMMIT", "")
+        return {"commit": stated or "unknown", "dirty": None,
+                "note": "no git history: stated by SRNN_COMMIT, not checked" if stated else "no git history"}
+    changed = _git(root, "status", "--porcelain", "--untracked-files=no")
+    if changed and not allow_dirty:
+        files = ", ".join(line[3:] for line in changed.splitlines()[:5])
+        raise ProvenanceError(f"the working tree has uncommitted changes ({files}); commit them so that the "
+                              f"record names the code that made it, or allow it (--allow-dirty) to record "
+                              f"the run as dirty with a hash of the diff")
+    version = {"commit": commit, "dirty": bool(changed)}
+    if changed:
+        diff = subprocess.run(["git", "diff", "HEAD", "--binary"], cwd=root, capture_output=True).stdout
+        version["diff_sha256"] = hashlib.sha256(diff).hexdigest()
+    return version
+
+
+def hardware(device: torch.device | str) -> dict:
+    """The machine and the versions of what computed: device, torch, CUDA and cuDNN, Python."""
     device = torch.device(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    commit = git("rev-parse", "--verify", "--quiet", "HEAD")
-    if len(commit) != 40:                # a copy without git history (a batch machine) may set SRNN_COMMIT
-        commit = ""
-    return {
-        "code": {"commit": commit or os.environ.get("SRNN_COMMIT", "unknown"),
-                 "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "srnn")) if commit else None},
-        "hardware": {"device": f"{device.type}: {name}", "cpu_count": os.cpu_count(),
-                     "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-                     "python": platform.python_version()},
-    }
+    return {"device": f"{device.type}: {name}", "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available()
+            else None, "python": platform.python_version()}
+
+
+def provenance(device: torch.device | str, allow_dirty: bool = False) -> dict:
+    """Code version and hardware of the process that produces a result."""
+    return {"code": code_version(allow_dirty), "hardware": hardware(device)}
 
 
 def write_run(folder: str | Path, record: dict, history: list[dict]) -> Path:

@@ -6,10 +6,15 @@ Preparing a corpus (:func:`prepare_timit`, :func:`prepare_blizzard`, :func:`prep
 
 - ``train``: 2 s chunks (160 steps) in windows of 40 steps (0.5 s), the state zero for
   the first window and carried over the next three (:class:`srnn.batching.ChunkBatches`);
-- ``valid`` and ``test``: the paper's test sequences, whole, in windows whose rows carry
-  the state until the next reset. Blizzard: 0.5 s pieces (the metric is the bound per
-  0.5 s sequence); TIMIT: whole utterances (the bound summed over an utterance, averaged
-  over utterances).
+- ``test``: the paper's test sequences. Blizzard: 0.5 s pieces (the metric is the bound
+  per 0.5 s sequence); TIMIT: whole utterances (the bound summed over an utterance,
+  averaged over utterances). ``test_pass="whole"`` (the original code's TIMIT test) runs
+  each sequence in one pass with u = frames[:-1] and x = frames[1:], so the backward GRU
+  sees the whole sequence and its first frame is only an input; ``"windows"`` cuts it into
+  windows of ``window`` steps whose rows carry the state, scoring every frame from u_1 = 0.
+- ``valid``: the same sequences of the validation split in windows; with
+  ``valid_state="zero"`` (the original) every window starts from a zero state, with
+  ``"carry"`` each continues the window before it.
 
 Every split is normalized on the fly with the mean and std of the training samples:
 x = (pcm / 32768 - mean) / std. Frames x_t have ``samples_per_step`` = 200 samples, so a
@@ -63,19 +68,23 @@ class SequenceWindows(Sequence):
     """Evaluation batches over whole sequences of a prepared split, read lazily.
 
     Sequences (given as first step and number of steps in the split's flat PCM) are
-    grouped ``batch_size`` at a time, longest first, padded with a zero mask and cut into
-    windows of ``window`` steps: the first window of a group has ``reset=True``, the
-    next ones continue its rows. u_t = x_{t-1} within each sequence, u_1 = 0.
+    grouped ``batch_size`` at a time, longest first, and padded with a zero mask. With
+    ``window`` they are cut into windows of that many steps, u_t = x_{t-1} within each
+    sequence and u_1 = 0; the first window of a group has ``reset=True`` and the next ones
+    continue its rows, or, with ``carry=False``, start from zero too. With ``window=None``
+    each group is one batch, the whole sequences in one pass, with u = frames[:-1] and
+    x = frames[1:]: the first frame of a sequence is only an input.
     """
 
     def __init__(self, pcm: np.ndarray, spans: list[tuple[int, int]], batch_size: int,
-                 window: int, mean: float, std: float):
-        self.pcm, self.window, self.mean, self.std = pcm, window, mean, std
+                 window: int | None, mean: float, std: float, carry: bool = True):
+        self.pcm, self.window, self.mean, self.std, self.carry = pcm, window, mean, std, carry
         order = sorted(spans, key=lambda span: -span[1])
         self.groups = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
         self.index = [(g, k) for g, group in enumerate(self.groups)
-                      for k in range(-(-group[0][1] // window))]
-        self.num_sequences, self.num_steps = len(spans), sum(n for _, n in spans)
+                      for k in range(1 if window is None else -(-group[0][1] // window))]
+        self.num_sequences = len(spans)
+        self.num_steps = sum(n for _, n in spans) - (len(spans) if window is None else 0)
         self._cached: tuple[int, Batch] | None = None
 
     def __len__(self) -> int:
@@ -86,10 +95,15 @@ class SequenceWindows(Sequence):
             raise IndexError(f"batch {i} of {len(self)}")
         g, k = self.index[i]
         if self._cached is None or self._cached[0] != g:
-            x, mask = pad_sequences([self._frames(*span) for span in self.groups[g]])
-            self._cached = (g, Batch(x, shifted_input(x), mask))
-        whole, w = self._cached[1], slice(k * self.window, (k + 1) * self.window)
-        return Batch(whole.x[:, w], whole.u[:, w], whole.mask[:, w], reset=(k == 0))
+            frames, mask = pad_sequences([self._frames(*span) for span in self.groups[g]])
+            whole = Batch(frames, shifted_input(frames), mask) if self.window else \
+                Batch(frames[:, 1:], frames[:, :-1], mask[:, 1:])
+            self._cached = (g, whole)
+        whole = self._cached[1]
+        if self.window is None:
+            return whole
+        w = slice(k * self.window, (k + 1) * self.window)
+        return Batch(whole.x[:, w], whole.u[:, w], whole.mask[:, w], reset=(k == 0 or not self.carry))
 
     def _frames(self, first: int, steps: int) -> np.ndarray:
         return (np.asarray(self.pcm[first:first + steps], dtype=np.float32) - self.mean) / self.std
@@ -131,9 +145,11 @@ class SpeechData:
 
 
 def load_prepared(path: str | Path, batch_size: int, window: int = 40, seed: int = 0,
-                  unit: str | None = None, eval_batch_size: int | None = None) -> SpeechData:
+                  unit: str | None = None, eval_batch_size: int | None = None,
+                  valid_state: str = "zero", test_pass: str = "whole") -> SpeechData:
     """The prepared folder ``path`` as a data set; ``unit`` overrides the corpus's test
-    sequence ("utterance" or "0.5 s"), ``seed`` orders the training chunks."""
+    sequence ("utterance" or "0.5 s"), ``seed`` orders the training chunks; ``valid_state``
+    and ``test_pass`` as in :class:`srnn.config.Config` (see the module's docstring)."""
     path = Path(path)
     manifest = _read_manifest(path)
     unit = unit or manifest["sequence_unit"]
@@ -161,7 +177,9 @@ def load_prepared(path: str | Path, batch_size: int, window: int = 40, seed: int
         if not spans:
             raise PreparationError(f"{path}: the {split} split has no whole {unit} sequence; "
                                    f"load it with unit='utterance'")
-        evals[split] = SequenceWindows(pcm[split], spans, eval_batch_size or batch_size, window, mean, std)
+        whole = split == "test" and test_pass == "whole"
+        evals[split] = SequenceWindows(pcm[split], spans, eval_batch_size or batch_size, None if whole else window,
+                                       mean, std, carry=valid_state == "carry")
     perm = manifest["permutation"]
     fingerprint = {"corpus": manifest["corpus"], "settings_sha256": manifest["settings_sha256"],
                    "splits": {s: manifest["splits"][s]["sha256"] for s in manifest["splits"]},

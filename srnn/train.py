@@ -28,7 +28,7 @@ from .objective import training_loss
 
 # A run can be resumed with another length (stop earlier, or go on while it improves) or on
 # another device: neither changes the numbers of the epochs that both runs share.
-RESUMABLE_CHANGES = {"epochs": None, "device": None}
+RESUMABLE_CHANGES = {"epochs": None, "patience": None, "max_epochs": None, "device": None}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -56,6 +56,19 @@ def lr_at(cfg: Config, epoch: int) -> float:
     """Learning rate in 0-based ``epoch``: full for lr_decay_start epochs, then divided by
     lr_decay once more every epoch."""
     return cfg.lr / cfg.lr_decay ** max(0, epoch + 1 - cfg.lr_decay_start)
+
+
+def keep_training(cfg: Config, history: list[dict]) -> bool:
+    """Whether another epoch follows the ``len(history)`` done: always within the first
+    ``epochs``; after them only with ``patience``, while the best validation epoch is fewer
+    than ``patience`` epochs old, and never past ``max_epochs``."""
+    done = len(history)
+    if done < cfg.epochs:
+        return True
+    if cfg.patience == 0 or done >= cfg.max_epochs:
+        return False
+    validated = [r for r in history if "valid_elbo_per_step" in r]
+    return bool(validated) and done - max(validated, key=lambda r: r["valid_elbo_per_step"])["epoch"] < cfg.patience
 
 
 def set_adam_eps(opt: torch.optim.Adam, cfg: Config, t: int) -> None:
@@ -129,11 +142,12 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
 
     updates = len(train_data)
     t0 = time.time()
-    for epoch in range(pos["epoch"], cfg.epochs):
+    epoch = pos["epoch"]
+    while keep_training(cfg, history):
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, epoch)
-        bar = tqdm(total=updates, initial=pos["batch"], desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                   disable=not progress, leave=False)
+        bar = tqdm(total=updates, initial=pos["batch"], disable=not progress, leave=False,
+                   desc=f"epoch {epoch + 1}/{cfg.epochs}{'+' if cfg.patience else ''}")
         sums, t_epoch = pos["sums"], time.time()
         for i, batch in enumerate(train_data.batches(epoch, pos["batch"]), start=pos["batch"]):
             batch = batch.to(device)
@@ -173,7 +187,7 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
                   "updates_per_s": sums["updates"] / max(time.time() - t_epoch, 1e-9),
                   "grad_norm": sums["grad_norm"] / sums["norms"],     # mean total norm before clipping
                   "adam_eps_share": adam_eps_share(opt)}
-        if (epoch + 1) % cfg.valid_every == 0 or epoch + 1 == cfg.epochs:
+        if (epoch + 1) % cfg.valid_every == 0 or epoch + 1 >= cfg.epochs:
             metrics = evaluate(model, valid)
             record.update({f"valid_{k}": v for k, v in metrics.items() if k != "per_sequence"})
             if metrics["elbo_per_step"] > best:
@@ -187,6 +201,7 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
             checkpoint(run_dir / "best.pt")
         checkpoint(last)
         _write_history(run_dir / "history.jsonl", history)
+        epoch += 1
     return history
 
 

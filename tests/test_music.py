@@ -72,7 +72,19 @@ def test_npz_rows_are_the_authors_arrays(jsb_npz):
     assert torch.equal(jsb_npz.train.u, torch.as_tensor(arrays["u_train"]))
     x_valid = torch.cat([b.x for b in jsb_npz.valid])
     assert torch.equal(x_valid, torch.as_tensor(arrays["x_valid"]))
-    assert [b.reset for b in jsb_npz.valid] == [True] + [False] * 4
+
+
+def test_validation_rows_start_from_zero_as_the_original_whatever_the_batch_size(jsb_npz):
+    """The original evaluates every 100-step validation row from a zero state (its f_valid
+    updates no state): every batch resets, and the rows are the stored ones for any batch
+    size. valid_state="carry" keeps the streamed validation, each row continuing the last."""
+    assert [b.reset for b in jsb_npz.valid] == [True] * 5
+    small = music.dataset("jsb", "npz", batch_size=4)
+    assert torch.equal(torch.cat([b.x for b in small.valid]), torch.cat([b.x for b in jsb_npz.valid]))
+    carried = music.dataset("jsb", "npz", valid_state="carry")
+    assert [b.reset for b in carried.valid] == [True] + [False] * 4
+    for before, after in zip(carried.valid, carried.valid[1:]):
+        assert torch.equal(after.u[:, 0], before.x[:, -1])
 
 
 def test_npz_streams_continue_across_batches(jsb_npz):
@@ -104,7 +116,9 @@ def test_npz_rows_recut_for_other_sizes():
     assert data.train.x.shape == (8 * steps // 50, 50, 88)
     stream0 = torch.cat([b.x[0] for b in data.train.batches(0)])
     assert torch.equal(stream0, torch.as_tensor(s[1:1 + steps]))
-    assert all(len(b.x) == 8 for b in data.valid)
+    assert all(len(b.x) == 16 for b in data.valid)                 # the stored rows, from zero
+    assert all(len(b.x) == 8 for b in music.dataset("jsb", "npz", batch_size=8, window=50,
+                                                     valid_state="carry").valid)
 
 
 def test_classic_training_rows():

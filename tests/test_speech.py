@@ -93,7 +93,10 @@ def test_embedded_sample_end_to_end(tmp_path):
     x = (np.asarray(data.train.x, dtype=np.float64) - data.train.mean) / data.train.std
     assert abs(x.mean()) < 0.01 and abs(x.std() - 1) < 0.01
     assert data.sequence_unit == "0.5 s" and data.test.num_sequences > 10
-    assert all(b.reset and b.x.shape[1:] == (40, 200) for b in data.test)
+    assert all(b.reset and b.x.shape[1:] == (39, 200) for b in data.test)    # the first frame is an input
+    windows = load_prepared(path, batch_size=16, window=40, test_pass="windows").test
+    assert all(b.reset and b.x.shape[1:] == (40, 200) for b in windows)
+    assert all(b.reset for b in data.valid)
     m = manifest(path)
     assert sum(len(s["recordings"]) for s in m["splits"].values()) == 50
     assert data.fingerprint["splits"]["train"] == m["splits"]["train"]["sha256"]
@@ -116,11 +119,28 @@ def test_timit_layout_corrupt_duplicate_lowercase_and_whole_utterances(tmp_path)
     assert len(paths["test"]) == 10 and all(p.startswith("TEST/") for p in paths["test"])
     assert "TRAIN/dr2/marc0/sa1.wav" in paths["train"] + paths["valid"]
 
-    data = load_prepared(path, batch_size=4, window=40)
-    assert data.sequence_unit == "utterance" and data.test.num_sequences == 10
     pcm = np.memmap(path / "test.i16", dtype=np.int16).reshape(-1, 200)
     utterances = sorted(((r["first_step"], r["steps"]) for r in m["splits"]["test"]["recordings"]),
                         key=lambda s: -s[1])
+    model = SRNN(preset("tiny", x_dim=200))
+
+    # The original's test: each utterance in one pass, u = frames[:-1], x = frames[1:].
+    data = load_prepared(path, batch_size=4, window=40)
+    assert data.sequence_unit == "utterance" and data.test.num_sequences == 10
+    assert len(data.test) == 3 and all(b.reset for b in data.test)
+    for i, b in enumerate(data.test):
+        for row, (first, steps) in enumerate(utterances[4 * i:4 * i + 4]):
+            frames = (pcm[first:first + steps] - data.test.mean) / data.test.std
+            assert b.mask[row].sum() == steps - 1
+            np.testing.assert_allclose(b.x[row, :steps - 1].numpy(), frames[1:], rtol=1e-6, atol=1e-5)
+            np.testing.assert_allclose(b.u[row, :steps - 1].numpy(), frames[:-1], rtol=1e-6, atol=1e-5)
+    metrics = evaluate(model, data.test)
+    assert metrics["sequences"] == 10 and metrics["steps"] == sum(s - 1 for _, s in utterances)
+    assert all(b.reset for b in data.valid)                              # every validation window from zero
+
+    # The windowed estimator: 40-step windows carrying the state, every frame scored.
+    data = load_prepared(path, batch_size=4, window=40, test_pass="windows", valid_state="carry")
+    assert not all(b.reset for b in data.valid)
     whole = groups(data.test)
     assert [g[0].shape[0] for g in whole] == [4, 4, 2]
     for i, (x, u, mask) in enumerate(whole):
@@ -129,8 +149,6 @@ def test_timit_layout_corrupt_duplicate_lowercase_and_whole_utterances(tmp_path)
             expected = (pcm[first:first + steps] - data.test.mean) / data.test.std
             np.testing.assert_allclose(x[row, :steps].numpy(), expected, rtol=1e-6, atol=1e-5)
         assert torch.equal(u[:, 1:], x[:, :-1]) and not u[:, 0].any()   # u continues across windows
-
-    model = SRNN(preset("tiny", x_dim=200))
     metrics = evaluate(model, data.test)
     assert metrics["sequences"] == 10 and metrics["steps"] == sum(s for _, s in utterances)
 

@@ -10,7 +10,7 @@ from srnn.checkpoint import CheckpointError, load_checkpoint, load_model
 from srnn.config import preset
 from srnn.evaluate import evaluate
 from srnn.model import SRNN
-from srnn.train import NonFiniteLossError, adam_eps_share, beta_at, lr_at, set_adam_eps, train
+from srnn.train import NonFiniteLossError, adam_eps_share, beta_at, keep_training, lr_at, set_adam_eps, train
 
 
 def toy_chunks(n=16, T=30, dim=8, seed=0):
@@ -62,8 +62,26 @@ def test_kl_schedule_endpoints_and_lr_decay():
     assert beta_at(music, 10 * 17, 17) == pytest.approx(0.6)
     assert beta_at(music, 20 * 17, 17) == 1.0
     assert beta_at(preset("tiny", kl_schedule="constant", kl_start=1.0), 5, 3) == 1.0
-    assert lr_at(music, 19) == pytest.approx(1e-3) and lr_at(music, 20) == pytest.approx(1e-3 / 1.2)
-    assert lr_at(music, 22) == pytest.approx(1e-3 / 1.2 ** 3)
+    assert lr_at(music, 20) == pytest.approx(1e-3) and lr_at(music, 21) == pytest.approx(1e-3 / 1.2)
+    assert lr_at(music, 23) == pytest.approx(1e-3 / 1.2 ** 3)
+
+
+def test_early_stopping_trains_epochs_then_goes_on_while_validation_improves(tmp_path):
+    cfg = preset("tiny", epochs=3, patience=2, max_epochs=6)
+
+    def history(*valid):
+        return [{"epoch": i + 1, "valid_elbo_per_step": v} for i, v in enumerate(valid)]
+
+    assert keep_training(cfg, history(1, 0))                    # fewer than `epochs`
+    assert keep_training(cfg, history(0, 1, 2))                 # the best is the last epoch
+    assert keep_training(cfg, history(0, 2, 1))                 # the best is one epoch old
+    assert not keep_training(cfg, history(0, 2, 1, 1))          # ... two epochs old: stop
+    assert not keep_training(cfg, history(0, 1, 2, 3, 4, 5))    # max_epochs
+    assert not keep_training(cfg.replace(patience=0), history(0, 1, 2))
+    cfg, train_data, valid = toy_run(epochs=1, patience=2, max_epochs=4)
+    done = train(cfg, train_data, valid, tmp_path / "run", progress=False)
+    assert 1 < len(done) <= 4 and all("valid_elbo_per_step" in r for r in done)
+    assert len(done) == 4 or not keep_training(cfg, done)
 
 
 def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path):

@@ -6,7 +6,9 @@ names its runs by id (``results/<domain>/<id>/run.json``). It shows the committe
 record (under ``results/``, trained with the paper's settings) when there is one and, in
 a batch whose profile records elsewhere (``smoke``: ``runs/smoke/results``), also the
 record that batch just trained, labelled with its profile. A run that has no committed
-record is reported with the command that makes it, never silently left out.
+record is reported with the command that makes it, never silently left out; where only its
+first-protocol record exists (``<id>-legacy``, made before issue 10), that one is shown and
+labelled as such.
 """
 from __future__ import annotations
 
@@ -16,8 +18,11 @@ from pathlib import Path
 
 from . import experiment
 from .results import load_run, load_runs, run_name
+from .tables import protocol
 
 COMMITTED = "results"
+LEGACY = "-legacy"       # the id suffix of the runs made with this project's first protocol
+FIRST_GROUP = "committed, first protocol"
 
 
 def run_id(domain: str, dataset: str, form: str = "npz", variant: str = "smooth+Resq", name: str = "") -> str:
@@ -29,6 +34,12 @@ def find_record(domain: str, run_id: str, results_dir: str = COMMITTED) -> dict 
     """The record of ``run_id`` under ``results_dir``, or None where there is none yet."""
     path = Path(results_dir) / domain / run_id / "run.json"
     return load_run(path) if path.is_file() else None
+
+
+def committed_record(domain: str, run_id: str) -> dict | None:
+    """The committed record of ``run_id`` or, where the run has not been remade with the
+    original code's protocol yet, its first-protocol record ``<id>-legacy`` (None if neither)."""
+    return find_record(domain, run_id) or find_record(domain, run_id + LEGACY)
 
 
 def batch_record(domain: str, run_id: str, results_dir: str) -> dict | None:
@@ -48,7 +59,9 @@ def missing_run(title: str, domain: str, run_id: str, page: str, corpus_env: str
 def run_summary(record: dict) -> str:
     """Markdown: what the run is, where and how long it ran, and the command that remakes it."""
     still = " (still improving)" if record["still_improving"] else ""
-    return (f"Run `{record['id']}`, profile `{record['profile']}`: {record['epochs']} epochs on "
+    first = ("**A run of this project's first protocol** (made before issue 10, see the Results page; "
+             "no run with the original code's protocol is committed yet). " if protocol(record) == "first" else "")
+    return (f"{first}Run `{record['id']}`, profile `{record['profile']}`: {record['epochs']} epochs on "
             f"{record['hardware']['device']} in {record['wall_time_s'] / 60:.1f} min; best validation "
             f"bound at epoch {record['best_epoch']}{still}. Reproduce with `{record['command']}`.")
 
@@ -85,8 +98,10 @@ def train_run(domain: str, dataset: str, *, preset_name: str, overrides: dict, p
 
 def run_groups(specs: list[dict], *, domain: str, dataset: str, page: str, train: bool, results_dir: str,
                form: str = "npz", **settings) -> tuple[dict[str, dict[str, dict]], list[str]]:
-    """The runs a comparison page shows, grouped: ``"committed"`` (results/) and, when this
-    batch trains and records elsewhere, its profile's name. Each spec has a ``label`` and
+    """The runs a comparison page shows, grouped: ``"committed"`` (results/), ``FIRST_GROUP``
+    (the first-protocol records of the specs, while some spec has no committed record with
+    the original protocol) and, when this batch trains and records elsewhere, its profile's
+    name. Each spec has a ``label`` and
     may give the run's ``name`` suffix, ``variant`` and ``overrides``; ``settings`` are the
     rest of :func:`train_run`'s keywords. Also returns the notes for runs never committed."""
     def args(spec):
@@ -94,14 +109,17 @@ def run_groups(specs: list[dict], *, domain: str, dataset: str, page: str, train
 
     fresh = {s["label"]: train_run(domain, dataset, overrides=s.get("overrides", {}), results_dir=results_dir,
                                    **args(s), **settings) for s in specs} if train else {}
-    committed, notes = {}, []
+    committed, first, notes = {}, {}, []
     for s in specs:
         found = find_record(domain, run_id(domain, dataset, **args(s)))
+        old = find_record(domain, run_id(domain, dataset, **args(s)) + LEGACY)
         if found is None:
             notes.append(missing_run(s["label"], domain, run_id(domain, dataset, **args(s)), page))
         else:
             committed[s["label"]] = found
-    groups = {"committed": committed}
+        if old is not None:
+            first[s["label"]] = old
+    groups = {"committed": committed, **({FIRST_GROUP: first} if first and len(committed) < len(specs) else {})}
     if fresh and Path(results_dir) != Path(COMMITTED):
         groups[settings["profile"]] = fresh
     return groups, notes

@@ -3,7 +3,8 @@
 A run's record is ``results/<domain>/<run>/run.json`` beside its ``history.jsonl``. It
 holds the config, seed, data fingerprint, code version, hardware, wall time, the command
 that reproduces it and the test metrics (ELBO by both estimators and the
-importance-weighted bound). The book reads only these files.
+importance-weighted bound). The book reads only these files; :mod:`srnn.tables` makes
+the comparisons.
 """
 from __future__ import annotations
 
@@ -11,13 +12,11 @@ import hashlib
 import json
 import os
 import platform
-import statistics
 import subprocess
 from pathlib import Path
 
 import torch
 
-from .config import Config, preset
 
 FORMAT = 1
 
@@ -64,7 +63,7 @@ def code_version(allow_dirty: bool = False, root: str | Path | None = None) -> d
                 "note": "no git history: stated by SRNN_COMMIT, not checked" if stated else "no git history"}
     changed = _git(root, "status", "--porcelain", "--untracked-files=no")
     if changed and not allow_dirty:
-        files = ", ".join(line[3:] for line in changed.splitlines()[:5])
+        files = ", ".join(line.split(maxsplit=1)[-1] for line in changed.splitlines()[:5])
         raise ProvenanceError(f"the working tree has uncommitted changes ({files}); commit them so that the "
                               f"record names the code that made it, or allow it (--allow-dirty) to record "
                               f"the run as dirty with a hash of the diff")
@@ -125,102 +124,10 @@ def run_name(dataset: str, form: str, variant: str, suffix: str = "") -> str:
     return "-".join(filter(None, [dataset, form, variant.replace("+", "-").lower(), suffix]))
 
 
-def music_table(runs: list[dict], variant: str = "smooth+Resq") -> list[dict]:
-    """One row per music set and data form: the paper's Table 2 number next to ours."""
-    rows = []
-    for key, title in MUSIC_NAMES.items():
-        for form in ("npz", "classic"):
-            found = [r for r in runs if r.get("domain") == "music" and r["id"] == run_name(key, form, variant)]
-            row = {"data set": title, "data": form, "paper": PAPER_MUSIC[key] if form == "npz" else None}
-            if found:
-                test = found[-1]["test"]
-                row.update(run=found[-1]["id"], elbo=test["elbo_per_step_seq"],
-                           elbo_frames=test["elbo_per_step"], iwae=test.get("iwae_per_step_seq"),
-                           iwae_k=test.get("iwae_samples"))
-                if row["paper"] is not None:
-                    row["gap"] = row["elbo"] - row["paper"]
-            rows.append(row)
-    return rows
-
-
-def device_kind(record: dict) -> str:
-    """'cpu' or 'cuda'. One seed follows different paths on the two kinds of device."""
-    return record["hardware"]["device"].split(":")[0]
-
-
-def paper_settings(record: dict) -> bool:
-    """Whether a music run used the paper's settings: the ``music`` preset with its variant's
-    inference network, whatever its seed and device."""
-    cfg = Config.from_dict(record["config"])          # fields added since the run take their defaults
-    free = {"seed": 0, "device": ""}
-    return {**cfg.to_dict(), **free} == {**preset("music", inference=cfg.inference, resq=cfg.resq).to_dict(), **free}
-
-
-def _paper_runs(runs: list[dict], dataset: str, form: str, variant: str) -> list[dict]:
-    return [r for r in runs if r.get("domain") == "music" and (r["dataset"], r["data_form"], r["variant"])
-            == (dataset, form, variant) and paper_settings(r)]
-
-
-def seed_spread(runs: list[dict], dataset: str, form: str = "npz", variant: str = "smooth+Resq") -> list[dict]:
-    """The runs with the paper's settings of one data set, form and variant, by kind of
-    device; for each kind with two seeds or more: the test ELBO per step (mean over pieces)
-    of each seed, their mean and sample standard deviation, the best and the worst."""
-    spreads = []
-    found = _paper_runs(runs, dataset, form, variant)
-    for kind in sorted({device_kind(r) for r in found}):
-        elbo = {r["seed"]: r["test"]["elbo_per_step_seq"]
-                for r in sorted(found, key=lambda r: r["seed"]) if device_kind(r) == kind}
-        if len(elbo) >= 2:
-            spreads.append({"device": kind, "elbo": elbo, "mean": statistics.mean(elbo.values()),
-                            "std": statistics.stdev(elbo.values()), "best": max(elbo.values()),
-                            "worst": min(elbo.values())})
-    return spreads
-
-
-def baseline(runs: list[dict], record: dict) -> dict | None:
-    """What a change of settings is measured against: the run with the paper's settings of
-    the same data set, form, variant and seed, on the same kind of device (None if none)."""
-    return next((r for r in _paper_runs(runs, record["dataset"], record["data_form"], record["variant"])
-                 if r["seed"] == record["seed"] and device_kind(r) == device_kind(record)
-                 and r["id"] != record["id"]), None)
-
-
-def speech_table(runs: list[dict]) -> list[dict]:
-    """One row per SRNN variant: Table 1's bound for Blizzard and TIMIT next to ours (None
-    where no run exists yet)."""
-    rows = []
-    for variant, paper in PAPER_SPEECH.items():
-        row = {"model": f"SRNN ({variant})"}
-        for corpus in ("blizzard", "timit"):
-            found = [r for r in runs if r.get("domain") == "speech" and r["id"] == run_name(corpus, "", variant)]
-            row[f"{corpus} paper"] = paper[corpus]
-            row[f"{corpus} ours"] = found[-1]["test"]["elbo_per_seq"] if found else None
-        rows.append(row)
-    return rows
-
-
-def _fmt(value, spec: str = ".3f") -> str:
-    return "-" if value is None else format(value, spec)
-
-
 def main() -> None:
     """Print the comparison tables from the committed records: python -m srnn.results"""
-    runs = load_runs(Path(__file__).resolve().parent.parent / "results")
-    print("Table 2 (music, bound per time step; ELBO = mean over pieces, as the authors' code):")
-    print(f"{'data set':15s} {'data':8s} {'paper':>7s} {'ELBO':>8s} {'ELBO/frames':>12s} {'IWAE':>8s} {'gap':>7s}  run")
-    for r in music_table(runs):
-        print(f"{r['data set']:15s} {r['data']:8s} {_fmt(r['paper'], '.2f'):>7s} {_fmt(r.get('elbo')):>8s} "
-              f"{_fmt(r.get('elbo_frames')):>12s} {_fmt(r.get('iwae')):>8s} {_fmt(r.get('gap'), '+.3f'):>7s}  "
-              f"{r.get('run', 'no run yet')}")
-    for key, title in MUSIC_NAMES.items():
-        for spread in seed_spread(runs, key):
-            print(f"{title}, {len(spread['elbo'])} seeds on {spread['device']}: ELBO {spread['mean']:.3f} +- "
-                  f"{spread['std']:.3f} (best {spread['best']:.3f}, worst {spread['worst']:.3f}; "
-                  f"paper {PAPER_MUSIC[key]:.2f})")
-    print("\nTable 1 (speech, bound per sequence; '-' = no run yet):")
-    for r in speech_table(runs):
-        print(f"{r['model']:22s} Blizzard paper {r['blizzard paper']:>6} ours {_fmt(r['blizzard ours'], '.0f'):>6}   "
-              f"TIMIT paper {r['timit paper']:>6} ours {_fmt(r['timit ours'], '.0f'):>6}")
+    from .tables import print_tables
+    print_tables(load_runs(Path(__file__).resolve().parent.parent / "results"))
 
 
 if __name__ == "__main__":

@@ -7,37 +7,71 @@ from pathlib import Path
 import pytest
 
 from srnn.config import preset
-from srnn.results import (PAPER_MUSIC, baseline, load_run, load_runs, music_table, paper_settings, run_name,
-                          seed_spread, speech_table, write_run)
+from srnn.experiment import VARIANTS
+from srnn.results import PAPER_MUSIC, ProvenanceError, code_version, load_run, load_runs, run_name, write_run
+from srnn.tables import (baseline, chosen, first_protocol, main_run, music_table, paper_settings, protocol,
+                         seed_spread, setting, speech_table)
 
 
-def record(run_id, dataset, elbo, domain="music", form="npz", variant="smooth+Resq"):
+def record(run_id, dataset, elbo, domain="music", form="npz", variant="smooth+Resq", seed=123,
+           device="cpu: x86_64", legacy=False, valid=None, **config):
+    name = "music" if domain == "music" else "timit"
+    inference, resq = VARIANTS[variant]
+    make = first_protocol if legacy else preset
     return {"id": run_id, "domain": domain, "dataset": dataset, "data_form": form, "variant": variant,
-            "profile": "paper", "test": {"elbo_per_step_seq": elbo, "elbo_per_step": elbo - 0.01,
-                                         "elbo_per_seq": elbo * 40, "iwae_per_step_seq": elbo + 0.1,
-                                         "iwae_samples": 100}}
+            "profile": "paper", "seed": seed, "hardware": {"device": device}, "epochs": 60, "best_epoch": 50,
+            "train_wall_time_s": 3600.0, "valid_best": {"elbo_per_step": elbo if valid is None else valid},
+            "config": make(name, inference=inference, resq=resq, seed=seed, **config).to_dict(),
+            "test": {"elbo_per_step_seq": elbo, "elbo_per_step": elbo - 0.01, "elbo_per_seq": elbo * 40,
+                     "iwae_per_step_seq": elbo + 0.1, "iwae_samples": 100},
+            **({"protocol": "first: made before issue 10"} if legacy else {})}
 
 
-def test_tables_use_each_main_run_and_mark_missing_rows(tmp_path):
-    write_run(tmp_path / "music" / "a", record(run_name("jsb", "npz", "smooth+Resq"), "jsb", -4.9), [{"epoch": 1}])
-    write_run(tmp_path / "music" / "b", record(run_name("jsb", "npz", "smooth+Resq", "kl-slow"), "jsb", -4.0), [])
-    write_run(tmp_path / "speech" / "c", record("timit-smooth", "timit", 1000.0, "speech", "timit", "smooth"), [])
+def music_run(folder, suffix, elbo, dataset="jsb", legacy=False, **fields):
+    run_id = run_name(dataset, "npz", "smooth+Resq", "-".join(filter(None, [suffix, "legacy" if legacy else ""])))
+    write_run(folder / "music" / run_id, record(run_id, dataset, elbo, legacy=legacy, **fields), [{"epoch": 1}])
+
+
+def test_table_2_shows_each_main_run_next_to_the_first_protocols_and_marks_missing_rows(tmp_path):
+    music_run(tmp_path, "", -4.8)
+    music_run(tmp_path, "kl-slow", -4.0, kl_epochs=40)                  # another setting: not the main run
+    music_run(tmp_path, "", -4.9, legacy=True, device="cuda: NVIDIA H100")
+    music_run(tmp_path, "cpu", -5.0, legacy=True)
+    music_run(tmp_path, "", -3.0, dataset="nottingham", lr_decay_start=20)   # a departure: not the main run
+    speech = run_name("timit", "", "smooth")
+    write_run(tmp_path / "speech" / speech, record(speech, "timit", 1000.0, "speech", "", "smooth"), [])
     runs = load_runs(tmp_path)
-    assert len(runs) == 3 and runs[0]["history"] == [{"epoch": 1}]
-    rows = {(r["data set"], r["data"]): r for r in music_table(runs)}
-    jsb = rows[("JSB Chorales", "npz")]
-    assert jsb["elbo"] == -4.9 and jsb["gap"] == pytest.approx(-4.9 - PAPER_MUSIC["jsb"])
-    assert "run" not in rows[("MuseData", "npz")]            # no run yet, not a made-up number
-    speech = {r["model"]: r for r in speech_table(runs)}
-    assert speech["SRNN (smooth)"]["timit ours"] == 40000.0
-    assert speech["SRNN (smooth+Resq)"]["timit ours"] is None
+    assert len(runs) == 6 and runs[0]["history"] == [{"epoch": 1}]
+    assert [protocol(r) for r in runs] == ["original", "first", "original", "first", "original", "original"]
+    rows = {r["dataset"]: r for r in music_table(runs)}
+    jsb = rows["jsb"]
+    assert jsb["run"] == "jsb-npz-smooth-resq" and jsb["gap"] == pytest.approx(-4.8 - PAPER_MUSIC["jsb"])
+    assert jsb["before"] == -5.0 and jsb["before_run"] == "jsb-npz-smooth-resq-cpu-legacy"   # same device kind
+    assert "run" not in rows["nottingham"] and "run" not in rows["muse"]   # no made-up numbers
+    assert main_run(runs, "jsb", proto="first")["id"] == "jsb-npz-smooth-resq-legacy"
+    speech_rows = {r["model"]: r for r in speech_table(runs)}
+    assert speech_rows["SRNN (smooth)"]["timit ours"] == 40000.0
+    assert speech_rows["SRNN (smooth+Resq)"]["timit ours"] is None
+    tiny = run_name("timit", "", "smooth+Resq")                          # not the paper's preset: not Table 1
+    write_run(tmp_path / "speech" / tiny, {**record(tiny, "timit", 9.0, "speech", "", "smooth+Resq"),
+                                           "config": preset("tiny").to_dict()}, [])
+    assert speech_table(load_runs(tmp_path))[0]["timit ours"] is None
 
 
-def music_run(folder, suffix, elbo, seed=123, device="cpu: x86_64", **config):
-    run_id = run_name("jsb", "npz", "smooth+Resq", suffix)
-    write_run(folder / "music" / run_id, {**record(run_id, "jsb", elbo), "seed": seed,
-                                          "config": preset("music", seed=seed, **config).to_dict(),
-                                          "hardware": {"device": device}}, [])
+def test_the_setting_is_chosen_on_validation_and_its_seeds_are_gathered(tmp_path):
+    music_run(tmp_path, "", -4.8, valid=-4.70)
+    music_run(tmp_path, "batch4", -4.6, valid=-4.65, batch_size=4)
+    music_run(tmp_path, "batch8", -4.5, valid=-4.69, batch_size=8)      # better on test, not on validation
+    music_run(tmp_path, "batch4-seed124", -4.7, seed=124, batch_size=4)
+    music_run(tmp_path, "batch4-seed125", -4.8, seed=125, batch_size=4)
+    music_run(tmp_path, "batch4-gpu", -4.1, batch_size=4, seed=126, device="cuda: H100")   # another device
+    music_run(tmp_path, "batch4", -9.0, legacy=True, valid=-1.0, batch_size=4)            # another protocol
+    c = chosen(load_runs(tmp_path), "jsb")
+    assert c["chosen"]["id"] == "jsb-npz-smooth-resq-batch4" and len(c["candidates"]) == 3
+    assert [r["seed"] for r in c["seeds"]] == [123, 124, 125]
+    assert c["mean"] == pytest.approx(-4.7) and c["std"] == pytest.approx(0.1)
+    assert setting(c["chosen"]) == "batch_size=4" and setting(c["candidates"][-1]) == "the paper's settings"
+    assert chosen(load_runs(tmp_path), "piano") is None
 
 
 def test_seed_spread_gathers_the_paper_settings_by_device(tmp_path):
@@ -46,25 +80,32 @@ def test_seed_spread_gathers_the_paper_settings_by_device(tmp_path):
     music_run(tmp_path, "seed124", -4.8, seed=124)
     music_run(tmp_path, "seed125", -5.0, seed=125)
     music_run(tmp_path, "kl-slow", -4.0, kl_epochs=40)                # another setting: left out
+    music_run(tmp_path, "seed126", -3.0, seed=126, legacy=True)       # another protocol: left out
     runs = load_runs(tmp_path)
     [spread] = seed_spread(runs, "jsb")                                 # one GPU seed: no GPU spread
     assert spread["device"] == "cpu" and spread["elbo"] == {123: -5.0, 124: -4.8, 125: -5.0}
     assert spread["mean"] == pytest.approx(-14.8 / 3) and (spread["best"], spread["worst"]) == (-4.8, -5.0)
     assert seed_spread(runs, "nottingham") == []
     assert [r["id"] for r in runs if paper_settings(r)] == [run_name("jsb", "npz", "smooth+Resq", s)
-                                                            for s in ("", "cpu", "seed124", "seed125")]
+                                                            for s in ("", "cpu", "seed124", "seed125",
+                                                                      "seed126-legacy")]
 
 
-def test_a_change_is_measured_against_the_same_seed_on_the_same_kind_of_device(tmp_path):
+def test_a_change_is_measured_against_the_same_seed_protocol_and_kind_of_device(tmp_path):
     music_run(tmp_path, "", -4.9, device="cuda: NVIDIA H100")
     music_run(tmp_path, "cpu", -5.0)
     music_run(tmp_path, "eps", -4.95, adam_eps=1e-8)
     music_run(tmp_path, "eps-gpu", -4.8, adam_eps=1e-8, device="cuda: NVIDIA H100")
     music_run(tmp_path, "eps-seed7", -4.7, seed=7, adam_eps=1e-8)
-    runs = {r["id"].split("-")[-1]: r for r in load_runs(tmp_path)}
-    assert baseline(list(runs.values()), runs["eps"])["id"].endswith("-cpu")
-    assert baseline(list(runs.values()), runs["gpu"])["id"] == run_name("jsb", "npz", "smooth+Resq")
-    assert baseline(list(runs.values()), runs["seed7"]) is None
+    music_run(tmp_path, "old", -5.1, legacy=True)
+    music_run(tmp_path, "eps", -5.2, legacy=True, adam_eps=1e-8)
+    runs = {r["id"].replace("-legacy", "-old").split("-")[-1] if r["id"].endswith("eps-legacy") else
+            r["id"].split("-")[-1]: r for r in load_runs(tmp_path)}
+    every = list(runs.values())
+    assert baseline(every, runs["eps"])["id"].endswith("-cpu")
+    assert baseline(every, runs["gpu"])["id"] == run_name("jsb", "npz", "smooth+Resq")
+    assert baseline(every, runs["seed7"]) is None
+    assert baseline(every, runs["old"])["id"] == "jsb-npz-smooth-resq-old-legacy"
 
 
 def test_bad_records_get_clear_errors(tmp_path):
@@ -88,3 +129,50 @@ def test_music_sh_lists_exactly_the_committed_music_runs():
         return sorted(tuple(shlex.split(c)[3:]) for c in commands)
 
     assert arguments(listed) == arguments(committed)
+
+
+def git(root, *args):
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root,
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_the_code_version_is_the_full_commit_and_a_dirty_tree_is_refused(tmp_path, monkeypatch):
+    git(tmp_path, "init", "-q")
+    (tmp_path / "model.py").write_text("slope = 1 / 3\n")
+    git(tmp_path, "add", "model.py")
+    git(tmp_path, "commit", "-qm", "model")
+    head = git(tmp_path, "rev-parse", "HEAD")
+    assert code_version(root=tmp_path) == {"commit": head, "dirty": False} and len(head) == 40
+    (tmp_path / "notes.txt").write_text("untracked files do not make a tree dirty\n")
+    assert code_version(root=tmp_path)["dirty"] is False
+    (tmp_path / "model.py").write_text("slope = 1 / 4\n")
+    with pytest.raises(ProvenanceError, match=r"uncommitted changes \(model.py\).*--allow-dirty"):
+        code_version(root=tmp_path)
+    dirty = code_version(allow_dirty=True, root=tmp_path)
+    assert dirty["commit"] == head and dirty["dirty"] is True and len(dirty["diff_sha256"]) == 64
+    (tmp_path / "model.py").write_text("slope = 1 / 5\n")
+    assert code_version(allow_dirty=True, root=tmp_path)["diff_sha256"] != dirty["diff_sha256"]
+
+    bare = tmp_path / "copy"                                         # a copy without git history
+    bare.mkdir()
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    with pytest.raises(ProvenanceError, match="not a git checkout"):
+        code_version(root=bare)
+    monkeypatch.setenv("SRNN_COMMIT", head)
+    assert code_version(allow_dirty=True, root=bare) == {
+        "commit": head, "dirty": None, "note": "no git history: stated by SRNN_COMMIT, not checked"}
+
+
+def test_every_committed_record_names_a_commit_of_the_history_or_says_unknown():
+    root = Path(__file__).resolve().parents[1]
+    shallow = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=root, capture_output=True,
+                             text=True)
+    if shallow.returncode != 0 or shallow.stdout.strip() != "false":
+        pytest.skip("needs the repository's full history")
+    for record in load_runs(root / "results"):
+        commit = record["code"]["commit"]
+        if commit == "unknown":
+            assert record["code"].get("note"), record["id"]
+            continue
+        found = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=root, capture_output=True)
+        assert len(commit) == 40 and found.returncode == 0, f"{record['id']}: commit {commit} is not in the history"

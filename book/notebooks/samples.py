@@ -30,8 +30,9 @@ import soundfile
 from IPython.display import Audio, Markdown, display
 from myst_nb import glue
 
-from srnn.pages import batch_record, find_record, run_id
+from srnn.pages import batch_record, committed_record, run_id
 from srnn.plots import piano_rolls, waveforms
+from srnn.tables import protocol
 
 
 def runs_with_samples(domain, datasets):
@@ -39,9 +40,10 @@ def runs_with_samples(domain, datasets):
     found = []
     for dataset in datasets:
         name = run_id(domain, dataset)
-        for record in (find_record(domain, name), batch_record(domain, name, results_dir)):
+        for record in (committed_record(domain, name), batch_record(domain, name, results_dir)):
             if record is not None and record.get("samples"):
-                found.append((f"{dataset}, {record['profile']} profile", record))
+                first = ", first protocol" if protocol(record) == "first" else ""
+                found.append((f"{dataset}, {record['profile']} profile{first}", record))
     return found
 
 

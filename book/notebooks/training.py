@@ -44,7 +44,8 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from srnn import music, results
-from srnn.pages import batch_record, find_record, missing_run, run_id, run_summary, train_run
+from srnn.pages import batch_record, committed_record, missing_run, run_id, run_summary, train_run
+from srnn.tables import protocol
 from srnn.config import preset
 from srnn.plots import markdown_table, training_curves
 
@@ -84,10 +85,11 @@ if train:
 # %% [markdown]
 # ## The committed run
 #
-# Trained with the paper's settings and committed to `results/`.
+# Trained with the paper's settings and committed to `results/`: with the original code's
+# protocol, or, until that run is committed, the run of this project's first protocol.
 
 # %%
-committed = find_record(domain, name)
+committed = committed_record(domain, name)
 display(Markdown(missing_run(data_name, domain, name, page, corpus_env) if committed is None else run_summary(committed)))
 
 # %% mystnb={"figure": {"caption": "The committed run: bound and KL per step during training (training averages use the annealed beta; validation uses beta = 1)."}}
@@ -127,16 +129,17 @@ paper = results.PAPER_MUSIC.get(dataset) if domain == "music" and form == "npz" 
 rows = []
 for record in records:
     t = record["test"]
+    label = record["profile"] + (" (first protocol)" if protocol(record) == "first" else "")
     if domain == "music":
         ours = t["elbo_per_step_seq"]
-        rows.append((record["profile"], f"{ours:.3f}", f"{t['elbo_per_step']:.3f}",
+        rows.append((label, f"{ours:.3f}", f"{t['elbo_per_step']:.3f}",
                      f"{t['iwae_per_step_seq']:.3f} (K={t['iwae_samples']})" if "iwae_per_step_seq" in t else "-",
                      "-" if paper is None else f"{paper:.2f}", "-" if paper is None else f"{ours - paper:+.3f}"))
         headers = ["run", "ELBO / step (mean over pieces)", "ELBO / step (all frames)", "IWAE / step",
                    "paper (Table 2)", "gap"]
     else:
         ours = t["elbo_per_seq"]
-        rows.append((record["profile"], f"{ours:.0f}", f"{t['elbo_nats_per_sample']:.4f}",
+        rows.append((label, f"{ours:.0f}", f"{t['elbo_nats_per_sample']:.4f}",
                      f"{t['elbo_bits_per_sample_raw']:.3f}",
                      f"{t['iwae_per_seq']:.0f} (K={t['iwae_samples']})" if "iwae_per_seq" in t else "-",
                      "-" if paper is None else f"{paper}", "-" if paper is None else f"{ours - paper:+.0f}"))

@@ -1,0 +1,143 @@
+"""Mutation check: break the model on purpose, one small way at a time, and make sure the
+model tests notice every time.
+
+    python tests/mutations.py              # every mutant; prints a table, exits 1 if one survives
+    python tests/mutations.py --only clip  # the mutants whose name contains 'clip'
+    python tests/mutations.py --list
+
+Each mutant replaces one exact piece of text in the package (a constant, a term, an
+input, an initialization, a protocol detail). The package and the tests are copied to a
+temporary folder, the mutant is applied there (the working tree is never touched), and
+``tests/test_fidelity.py`` and ``tests/test_model.py`` run against the copy. A mutant is
+caught when at least one test fails; the table names the first. The unmutated copy must
+pass first, so that a failure is the mutant's doing.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SUITE = ["tests/test_fidelity.py", "tests/test_model.py"]
+
+# (name, what it breaks, file, text, replacement)
+MUTANTS = [
+    ("slope", "leaky ReLU slope 1/4 instead of 1/3", "srnn/model.py",
+     "F.leaky_relu(h, 1 / 3)", "F.leaky_relu(h, 1 / 4)"),
+    ("clip", "clip the nonlinearity at +2.5 instead of +3", "srnn/model.py",
+     "-3.0, 3.0)", "-3.0, 2.5)"),
+    ("var-floor", "latent variance floor 1e-5 instead of 1e-6", "srnn/model.py",
+     "VAR_FLOOR = 1e-6", "VAR_FLOOR = 1e-5"),
+    ("std-floor", "sample z with exp(logvar / 2), without the floor", "srnn/model.py",
+     "return torch.sqrt(torch.exp(logvar) + VAR_FLOOR)", "return torch.exp(0.5 * logvar)"),
+    ("kl-floor", "KL without the floor on var_q", "srnn/model.py",
+     "var_q, var_p = torch.exp(logvar_q) + VAR_FLOOR,", "var_q, var_p = torch.exp(logvar_q),"),
+    ("kl-term", "KL without its -1", "srnn/model.py",
+     "(var_q + (mu_q - mu_p) ** 2) / var_p - 1)", "(var_q + (mu_q - mu_p) ** 2) / var_p)"),
+    ("bernoulli-eps", "Bernoulli log-likelihood with eps 1e-6", "srnn/model.py",
+     "BERNOULLI_EPS = 1e-7", "BERNOULLI_EPS = 1e-6"),
+    ("bernoulli-term", "Bernoulli log-likelihood without its (1 - x) term", "srnn/model.py",
+     "(x * torch.log(p + BERNOULLI_EPS) + (1 - x) * torch.log(1 - p + BERNOULLI_EPS)).sum(-1)",
+     "(x * torch.log(p + BERNOULLI_EPS)).sum(-1)"),
+    ("gauss-2pi", "Gaussian output log-likelihood without log 2 pi", "srnn/model.py",
+     "-0.5 * (LOG_2PI + logvar + (x - mu) ** 2", "-0.5 * (logvar + (x - mu) ** 2"),
+    ("emission-d", "the emission sees z_t but not d_t", "srnn/model.py",
+     "self.out(self.mlp(torch.cat([d, z], -1)))", "self.out(self.mlp(torch.cat([torch.zeros_like(d), z], -1)))"),
+    ("d-input", "d_t runs on phi(x_t) instead of phi(u_t)", "srnn/model.py",
+     "d, d_last = self.gru_d(phi_u,", "d, d_last = self.gru_d(phi_x,"),
+    ("a-input", "the inference network does not see phi(x_t)", "srnn/model.py",
+     "dx = torch.cat([d, phi_x], -1)", "dx = torch.cat([d, torch.zeros_like(phi_x)], -1)"),
+    ("resq-units", "Resq's prior mean from the posterior's hidden units", "srnn/model.py",
+     "mu = mu + self.prior.mu(h[:, n:])", "mu = mu + self.prior.mu(h[:, :cfg.mlp_dim])"),
+    ("prior-z", "the prior conditioned on z_t instead of z_{t-1}", "srnn/model.py",
+     "z_prev = torch.cat([state.z[:, None], z_seq[:, :-1]], 1)", "z_prev = z_seq"),
+    ("log-w", "importance weight without log p(z_t | .)", "srnn/model.py",
+     "log_w = ll + floored_log_prob(z_seq, mu_p, logvar_p) -", "log_w = ll -"),
+    ("mask", "the log-likelihood not masked", "srnn/model.py",
+     "return Output(ll=ll * m_k,", "return Output(ll=ll,"),
+    ("init-normal", "Glorot-normal where the original draws Glorot-uniform", "srnn/model.py",
+     "glorot = nn.init.xavier_normal_ if id(p) in normal else nn.init.xavier_uniform_",
+     "glorot = nn.init.xavier_normal_"),
+    ("init-stacked", "each head's two hidden layers drawn as one matrix", "srnn/model.py",
+     "p.data.chunk(side_by_side.get(name, 1), 0)", "p.data.chunk(1, 0)"),
+    ("filter-layers", "the filtering network with one layer whatever filter_layers says", "srnn/model.py",
+     "self.mlp_a = MLP(cfg.d_dim + f, cfg.d_dim, cfg.filter_layers)", "self.mlp_a = MLP(cfg.d_dim + f, cfg.d_dim, 1)"),
+    ("gru-bias", "gru_hidden_bias read the wrong way round", "srnn/model.py",
+     "if not cfg.gru_hidden_bias:", "if cfg.gru_hidden_bias:"),
+    ("music-size", "the music preset's GRUs with 256 units instead of 300", "srnn/config.py",
+     'x_dim=88, output="bernoulli", d_dim=300,', 'x_dim=88, output="bernoulli", d_dim=256,'),
+    ("lr-decay", "the learning rate decays one epoch early", "srnn/train.py",
+     "max(0, epoch + 1 - cfg.lr_decay_start)", "max(0, epoch + 2 - cfg.lr_decay_start)"),
+]
+
+
+def workspace(tmp: Path) -> Path:
+    """A copy of the package and its tests, importable from ``tmp``."""
+    for folder in ("srnn", "tests"):
+        shutil.copytree(ROOT / folder, tmp / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp
+
+
+def run_suite(tmp: Path) -> tuple[bool, str]:
+    """Run the model tests in ``tmp``; return (passed, the first failing test or '')."""
+    env = {**os.environ, "PYTHONPATH": str(tmp), "PYTHONDONTWRITEBYTECODE": "1"}
+    check = subprocess.run([sys.executable, "-c", "import srnn; print(srnn.__file__)"], cwd=tmp, env=env,
+                           capture_output=True, text=True)
+    if not check.stdout.strip().startswith(str(tmp)):
+        raise SystemExit(f"the copy in {tmp} does not shadow the installed package ({check.stdout.strip()})")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-rf", *SUITE],
+                          cwd=tmp, env=env, capture_output=True, text=True)
+    failed = re.findall(r"^FAILED (\S+)", done.stdout, re.M)
+    return done.returncode == 0, failed[0].split(" ")[0] if failed else ""
+
+
+def mutate(tmp: Path, file: str, text: str, replacement: str) -> None:
+    path = tmp / file
+    source = path.read_text()
+    if source.count(text) != 1:
+        raise SystemExit(f"mutant text found {source.count(text)} times in {file} (needs exactly one): {text!r}")
+    path.write_text(source.replace(text, replacement))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", default="", help="run only the mutants whose name contains this")
+    p.add_argument("--list", action="store_true", help="list the mutants and exit")
+    args = p.parse_args()
+    chosen = [m for m in MUTANTS if args.only in m[0]]
+    if args.list:
+        for name, what, file, *_ in chosen:
+            print(f"{name:15s} {file:16s} {what}")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        passed, failed = run_suite(workspace(Path(tmp) / "clean"))
+        if not passed:
+            raise SystemExit(f"the unmutated suite fails ({failed}): fix it before checking mutants")
+    rows, survivors = [], []
+    for name, what, file, text, replacement in chosen:
+        t0 = time.time()
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = workspace(Path(tmp) / name)
+            mutate(copy, file, text, replacement)
+            passed, failed = run_suite(copy)
+        if passed:
+            survivors.append(name)
+        rows.append(f"| {name} | {what} | {'SURVIVED' if passed else 'caught'} | "
+                    f"{failed.split('::', 1)[-1] if failed else '-'} | {time.time() - t0:.0f} s |")
+        print(rows[-1], flush=True)
+    print("\n| mutant | what it breaks | result | first failing test | time |\n|---|---|---|---|---|")
+    print("\n".join(rows))
+    print(f"\n{len(rows) - len(survivors)} of {len(rows)} mutants caught"
+          + (f"; survived: {', '.join(survivors)}" if survivors else ""))
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

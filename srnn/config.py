@@ -44,6 +44,10 @@ class Config:
     resq: bool = True                # mu_q = mu_p + delta (residual posterior mean)
     small_last_init: bool = True     # Uniform(-1e-3, 1e-3) last layers (the speech models)
     gru_hidden_bias: bool = True     # False: no bias on the GRUs' hidden side, as Lasagne's GRU
+    drop_phi_u: float = 0.0          # dropout on phi(u_t) before the d GRU (the original's p_emb_u_drop),
+    drop_phi_x: float = 0.0          # on phi(x_t) in the inference network (p_emb_x_drop),
+    drop_d: float = 0.0              # on d_t where it feeds a_t, the prior and the emission (p_d_drop),
+    drop_z: float = 0.0              # on z_t where it feeds the emission (p_z_drop); all 0 as the original
     init: str = "original"           # "original": every layer as the original code initializes it;
                                      # "stacked": Glorot-normal everywhere, each head's two hidden
                                      # layers drawn as one stacked matrix (this project until issue 10)
@@ -95,6 +99,9 @@ class Config:
                 raise ValueError(f"config field {name!r} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.lr <= 0 or self.adam_eps <= 0 or self.lr_decay < 1:
             raise ValueError("lr and adam_eps must be > 0 and lr_decay >= 1 (it divides the rate)")
+        for name in ("drop_phi_u", "drop_phi_x", "drop_d", "drop_z"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"config field {name!r} is a dropout probability in [0, 1), got {getattr(self, name)}")
         if self.max_epochs < self.epochs:
             raise ValueError(f"max_epochs ({self.max_epochs}) must be at least epochs ({self.epochs})")
         if not 0 <= self.kl_start <= 1 or self.kl_increment < 0:

@@ -27,7 +27,17 @@ def evaluate(model: SRNN, batches: Iterable[Batch], samples: int = 1, sample_chu
     """Metrics over all sequences in ``batches``; with ``samples`` = K > 1 also the
     importance-weighted bound with K samples, evaluated ``sample_chunk`` samples at a time,
     or fewer where a batch is long: memory grows with samples x sequences x steps, which
-    stays under ``max_row_steps`` (2 ** 16 peaks at about 2.3 GB for the music model)."""
+    stays under ``max_row_steps`` (2 ** 16 peaks at about 2.3 GB for the music model).
+    The model is evaluated in eval mode (no dropout) and left in the mode it came in."""
+    training = model.training
+    model.eval()
+    try:
+        return _evaluate(model, batches, samples, sample_chunk, max_row_steps, progress, desc)
+    finally:
+        model.train(training)
+
+
+def _evaluate(model, batches, samples, sample_chunk, max_row_steps, progress, desc) -> dict:
     device = next(model.parameters()).device
     done = {"ll": [], "kl": [], "log_w": [], "length": []}
     run, groups, states = None, [], []

@@ -31,6 +31,11 @@ def act(h: torch.Tensor) -> torch.Tensor:
     return torch.clamp(F.leaky_relu(h, 1 / 3), -3.0, 3.0)
 
 
+def dropout(h: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Inverted dropout while training; nothing (and no random draw) when p is 0."""
+    return F.dropout(h, p, training) if p > 0 else h
+
+
 def std(logvar: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(torch.exp(logvar) + VAR_FLOOR)
 
@@ -226,10 +231,13 @@ class SRNN(nn.Module):
         state = self.initial_state(B, samples) if state is None else state
         K, cfg = samples, self.cfg
 
-        # Everything that depends only on observed data, over the whole window at once.
+        # Everything that depends only on observed data, over the whole window at once. Dropout
+        # (off by default) acts where the original's does: on the features, and on d_t where
+        # it leaves the recurrence (one mask for a_t, the prior and the emission).
         phi_u, phi_x = self.phi(torch.cat([u, x])).split(B)
-        d, d_last = self.gru_d(phi_u, state.d[None].contiguous())
-        dx = torch.cat([d, phi_x], -1)
+        d, d_last = self.gru_d(dropout(phi_u, cfg.drop_phi_u, self.training), state.d[None].contiguous())
+        d = dropout(d, cfg.drop_d, self.training)
+        dx = torch.cat([d, dropout(phi_x, cfg.drop_phi_x, self.training)], -1)
         if cfg.inference == "smoothing":
             lengths = mask.sum(1).long()
             a = reverse_padded(self.gru_a(reverse_padded(dx, lengths))[0], lengths)
@@ -263,7 +271,7 @@ class SRNN(nn.Module):
         z_prev = torch.cat([state.z[:, None], z_seq[:, :-1]], 1)
         d_k, x_k, m_k = d.repeat(K, 1, 1), x.repeat(K, 1, 1), mask.repeat(K, 1)
         mu_p, logvar_p = self.prior.split(pre_p.repeat(K, 1, 1), z_prev)
-        ll = self.emission.log_prob(self.emission(d_k, z_seq), x_k)
+        ll = self.emission.log_prob(self.emission(d_k, dropout(z_seq, cfg.drop_z, self.training)), x_k)
         kl_dim = gaussian_kl(mu_q, logvar_q, mu_p, logvar_p) * m_k[..., None]
         log_w = ll + floored_log_prob(z_seq, mu_p, logvar_p) - floored_log_prob(z_seq, mu_q, logvar_q)
         return Output(ll=ll * m_k, kl=kl_dim.sum(-1), log_w=log_w * m_k, kl_dim=kl_dim,

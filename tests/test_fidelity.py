@@ -276,3 +276,23 @@ def test_learning_rate_follows_the_original_schedule(name, no_decay_epochs):
     expected = original_learning_rates(cfg.lr, cfg.lr_decay, no_decay_epochs, 60)
     assert [lr_at(cfg, e) for e in range(60)] == pytest.approx(expected, rel=1e-12)
     assert sum(rate == cfg.lr for rate in expected) == no_decay_epochs + 1      # 21 and 16 at the full rate
+
+
+def test_dropout_acts_only_in_training_where_the_original_puts_it():
+    """The original's dropout options (off by default): in eval mode the model is the
+    reference's function; in training mode each option changes the bound, and p = 0 draws
+    no random numbers, so runs without dropout keep their numbers."""
+    drops = ("drop_phi_u", "drop_phi_x", "drop_d", "drop_z")
+    model = small("bernoulli", **{name: 0.3 for name in drops}).eval()
+    x = frames(model.cfg, 2, 5)
+    noise = torch.randn(5, 2, model.cfg.z_dim, dtype=torch.float64)
+    ref = reference_forward(model.cfg.to_dict(), model.state_dict(), x, shifted_input(x), noise=noise)
+    torch.testing.assert_close(model(x, shifted_input(x), noise=noise).ll, ref["ll"], rtol=1e-12, atol=1e-12)
+    for name in drops:
+        one = small("bernoulli", **{name: 0.3}).train()
+        torch.manual_seed(7)
+        assert not torch.allclose(one(x, shifted_input(x), noise=noise).ll, ref["ll"]), name
+    plain = small("bernoulli").train()
+    torch.manual_seed(7)
+    plain(x, shifted_input(x), noise=noise)
+    assert torch.equal(torch.get_rng_state(), torch.manual_seed(7).get_state())       # nothing drawn

@@ -17,7 +17,7 @@ import torch
 
 from srnn.batching import shifted_input
 from srnn.config import preset
-from srnn.model import SRNN, State, act, floored_log_prob, gaussian_kl, gaussian_log_prob
+from srnn.model import SRNN, State, act, floored_log_prob, gaussian_kl
 from srnn.objective import training_loss
 from srnn.reference import reference_forward
 

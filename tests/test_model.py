@@ -7,7 +7,7 @@ import torch
 
 from srnn.batching import shifted_input
 from srnn.config import Config, PRESETS, preset
-from srnn.model import SRNN, State, gaussian_kl, floored_log_prob
+from srnn.model import SRNN, gaussian_kl, floored_log_prob
 from srnn.objective import elbo_terms, importance_weighted, training_loss
 
 

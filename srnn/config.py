@@ -20,8 +20,8 @@ TEST_PASSES = ("whole", "windows")
 
 # What a stored config that predates a field ran with. A record or checkpoint written
 # before these fields existed used this project's first protocol, which departed from the
-# original code in these four places (issue 10); ``from_dict`` fills them in so that an old
-# run is never read as a run of today's defaults.
+# original code here (issue 10) and had no early stopping; ``from_dict`` fills them in so
+# that an old run is never read as a run of today's defaults.
 BEFORE_FIELDS = {"init": "stacked", "filter_layers": 1, "valid_state": "carry", "test_pass": "windows",
                  "patience": 0}
 

@@ -67,6 +67,10 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
         iw = evaluate(model, data.test, samples=iwae_samples, progress=progress, desc="test IWAE")
         test.update({k: v for k, v in iw.items() if k.startswith("iwae")}, iwae_samples=iwae_samples)
     per_sequence = test.pop("per_sequence")
+    if getattr(data, "test_windows", data.test) is not data.test:     # speech: the windowed estimator too
+        torch.manual_seed(cfg.seed)
+        windows = evaluate(model, data.test_windows, progress=progress, desc="test ELBO, windows")
+        test["windows"] = {k: v for k, v in windows.items() if k.startswith(("elbo", "steps", "sequences"))}
     if hasattr(data, "samples_per_step"):   # speech: also per audio sample, comparable across corpora
         test.update(per_sample(test, data.samples_per_step, data.std))
     best = max((r for r in history if "valid_elbo_per_step" in r), key=lambda r: r["valid_elbo_per_step"])

@@ -11,7 +11,8 @@ Preparing a corpus (:func:`prepare_timit`, :func:`prepare_blizzard`, :func:`prep
   averaged over utterances). ``test_pass="whole"`` (the original code's TIMIT test) runs
   each sequence in one pass with u = frames[:-1] and x = frames[1:], so the backward GRU
   sees the whole sequence and its first frame is only an input; ``"windows"`` cuts it into
-  windows of ``window`` steps whose rows carry the state, scoring every frame from u_1 = 0.
+  windows of ``window`` steps whose rows carry the state, scoring every frame from u_1 = 0;
+  ``test_windows`` is always the latter, a second estimator.
 - ``valid``: the same sequences of the validation split in windows; with
   ``valid_state="zero"`` (the original) every window starts from a zero state, with
   ``"carry"`` each continues the window before it.
@@ -118,6 +119,7 @@ class SpeechData:
     train: ChunkBatches
     valid: SequenceWindows
     test: SequenceWindows
+    test_windows: SequenceWindows    # the second estimator: test windows carrying the state
     sequence_unit: str         # what one test sequence is: "utterance" or "0.5 s"
     samples_per_step: int      # 200: divide a bound per step by this for one per sample
     sample_rate: int
@@ -166,7 +168,7 @@ def load_prepared(path: str | Path, batch_size: int, window: int = 40, seed: int
     train = ChunkBatches(pcm["train"][:chunks * chunk].reshape(chunks, chunk, d), batch_size, window,
                          seed, mean=mean, std=std)
     piece = round(0.5 * manifest["sample_rate"] / d)     # steps in 0.5 s
-    evals = {}
+    evals, size = {}, eval_batch_size or batch_size
     for split in ("valid", "test"):
         spans = []
         for rec in manifest["splits"][split]["recordings"]:
@@ -177,16 +179,19 @@ def load_prepared(path: str | Path, batch_size: int, window: int = 40, seed: int
         if not spans:
             raise PreparationError(f"{path}: the {split} split has no whole {unit} sequence; "
                                    f"load it with unit='utterance'")
-        whole = split == "test" and test_pass == "whole"
-        evals[split] = SequenceWindows(pcm[split], spans, eval_batch_size or batch_size, None if whole else window,
-                                       mean, std, carry=valid_state == "carry")
+        if split == "valid":
+            evals[split] = SequenceWindows(pcm[split], spans, size, window, mean, std, carry=valid_state == "carry")
+        else:
+            evals["test_windows"] = SequenceWindows(pcm[split], spans, size, window, mean, std)
+            evals[split] = SequenceWindows(pcm[split], spans, size, None, mean, std) if test_pass == "whole" \
+                else evals["test_windows"]
     perm = manifest["permutation"]
     fingerprint = {"corpus": manifest["corpus"], "settings_sha256": manifest["settings_sha256"],
                    "splits": {s: manifest["splits"][s]["sha256"] for s in manifest["splits"]},
                    "mean": norm["mean"], "std": norm["std"], "sequence_unit": unit,
                    "permute_seed": perm and perm["seed"]}
     return SpeechData(manifest["corpus"] + ("-perm" if perm else ""), fingerprint, train,
-                      evals["valid"], evals["test"], unit, d, manifest["sample_rate"],
+                      evals["valid"], evals["test"], evals["test_windows"], unit, d, manifest["sample_rate"],
                       norm["mean"], norm["std"], perm and np.array(perm["order"]), manifest)
 
 

@@ -138,9 +138,12 @@ def test_timit_layout_corrupt_duplicate_lowercase_and_whole_utterances(tmp_path)
     assert metrics["sequences"] == 10 and metrics["steps"] == sum(s - 1 for _, s in utterances)
     assert all(b.reset for b in data.valid)                              # every validation window from zero
 
-    # The windowed estimator: 40-step windows carrying the state, every frame scored.
-    data = load_prepared(path, batch_size=4, window=40, test_pass="windows", valid_state="carry")
-    assert not all(b.reset for b in data.valid)
+    # The windowed estimator (always there as test_windows): 40-step windows carrying the
+    # state whatever the validation does, every frame scored.
+    assert [len(g[0]) for g in groups(data.test_windows)] == [4, 4, 2]
+    data = load_prepared(path, batch_size=4, window=40, test_pass="windows")
+    assert data.test is data.test_windows and all(b.reset for b in data.valid)
+    assert not all(b.reset for b in load_prepared(path, batch_size=4, window=40, valid_state="carry").valid)
     whole = groups(data.test)
     assert [g[0].shape[0] for g in whole] == [4, 4, 2]
     for i, (x, u, mask) in enumerate(whole):

@@ -13,7 +13,9 @@ PY=${PY:-python}
 commands() {
   # Table 2 with the original code's protocol (the defaults): the authors' arrays, smooth+Resq,
   # the original's 50 epochs and then on while validation improves (patience 10).
-  echo "music --dataset jsb --form npz"
+  for set in jsb piano; do
+    echo "music --dataset $set --form npz"
+  done
   legacy
 }
 

@@ -186,3 +186,19 @@ def test_every_start_of_a_run_is_logged_with_its_code(tmp_path):
     assert len(first) == 1 and [s["epochs_done"] for s in starts] == [0, 2]
     assert [s["code"]["commit"][0] for s in starts] == ["a", "b"]
     assert json.loads((tmp_path / "run" / "starts.json").read_text()) == starts
+
+
+def test_the_results_page_tables_say_no_run_yet_and_where_we_fall_short(tmp_path):
+    from srnn import report
+    music_run(tmp_path, "", -4.8, valid=-4.7)
+    music_run(tmp_path, "batch4", -4.6, valid=-4.6, batch_size=4)
+    music_run(tmp_path, "", -8.3, dataset="piano", valid=-7.6)
+    runs = load_runs(tmp_path)
+    headers, rows = report.table_2(runs)
+    by_set = {row[0]: dict(zip(headers, row)) for row in rows}
+    assert by_set["JSB Chorales"]["gap"] == "-0.060" and by_set["Nottingham"]["ours: ELBO / step"] == report.NO_RUN
+    _, rows, lines = report.chosen_table(runs)
+    assert [row[1] for row in rows if row[0] == "JSB Chorales"] == ["batch_size=4 **(chosen)**", "the paper's settings"]
+    assert "0.140 at or above the paper's -4.74" in lines[0]
+    short = report.shortfalls(runs)
+    assert short[0].startswith("- Nottingham: no run") and "Piano-midi.de: 0.100 below the paper" in short[-1]

@@ -100,8 +100,11 @@ def music_table(runs: list[dict], variant: str = "smooth+Resq") -> list[dict]:
 
 
 def _same_but_seed(a: dict, b: dict) -> bool:
+    """Whether two runs share every setting but the seed and device (fields added to the
+    config between them count with the value that ran)."""
     free = {"seed": 0, "device": ""}
-    return {**a["config"], **free} == {**b["config"], **free}
+    return ({**Config.from_dict(a["config"]).to_dict(), **free} ==
+            {**Config.from_dict(b["config"]).to_dict(), **free})
 
 
 def chosen(runs: list[dict], dataset: str, form: str = "npz", variant: str = "smooth+Resq",

@@ -202,3 +202,11 @@ def test_the_results_page_tables_say_no_run_yet_and_where_we_fall_short(tmp_path
     assert "0.140 at or above the paper's -4.74" in lines[0]
     short = report.shortfalls(runs)
     assert short[0].startswith("- Nottingham: no run") and "Piano-midi.de: 0.100 below the paper" in short[-1]
+
+
+def test_seeds_of_a_setting_are_found_across_config_fields_added_between_them(tmp_path):
+    music_run(tmp_path, "", -4.8)
+    older = record("jsb-npz-smooth-resq-seed124", "jsb", -4.9, seed=124)
+    del older["config"]["drop_d"]                          # written before the field existed: it ran as 0
+    write_run(tmp_path / "music" / older["id"], older, [])
+    assert [r["seed"] for r in chosen(load_runs(tmp_path), "jsb")["seeds"]] == [123, 124]

@@ -18,6 +18,7 @@ commands() {
   done
   # settings beyond the paper's, with its seed; the one with the best validation bound is chosen
   echo "music --dataset jsb --name batch4 --set batch_size=4"
+  echo "music --dataset jsb --name batch8 --set batch_size=8"
   legacy
 }
 

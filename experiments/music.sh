@@ -13,7 +13,7 @@ PY=${PY:-python}
 commands() {
   # Table 2 with the original code's protocol (the defaults): the authors' arrays, smooth+Resq,
   # the original's 50 epochs and then on while validation improves (patience 10).
-  for set in jsb piano; do
+  for set in jsb nottingham piano; do
     echo "music --dataset $set --form npz"
   done
   # settings beyond the paper's, with its seed; the one with the best validation bound is chosen

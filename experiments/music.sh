@@ -19,7 +19,7 @@ commands() {
   # settings beyond the paper's, with its seed; the one with the best validation bound is chosen
   echo "music --dataset jsb --name batch4 --set batch_size=4"
   echo "music --dataset jsb --name batch8 --set batch_size=8"
-  for seed in 124; do                               # the setting chosen on validation, other seeds
+  for seed in 124 125; do                           # the setting chosen on validation, other seeds
     echo "music --dataset jsb --name batch8-seed$seed --set batch_size=8 seed=$seed"
   done
   legacy

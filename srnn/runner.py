@@ -36,6 +36,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import UserError
+
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 EXECUTED = BOOK / "executed"
@@ -51,7 +53,7 @@ def shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-class BookError(Exception):
+class BookError(UserError):
     """Bad input to the batch: the message names the file and the fix."""
 
 

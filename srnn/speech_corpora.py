@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UserError
+
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "speech" / "librispeech"
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".sph", ".nist", ".aif", ".aiff", ".au")
 TIMIT_TRAIN_FILES, TIMIT_TEST_FILES = 4620, 1680
@@ -36,7 +38,7 @@ WHERE_TO_GET = {
 }
 
 
-class CorpusError(FileNotFoundError):
+class CorpusError(UserError, FileNotFoundError):
     """A corpus folder that is missing or not laid out as expected."""
 
 

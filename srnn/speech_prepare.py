@@ -32,12 +32,14 @@ from srnn.audio import INT16_SCALE, SAMPLE_RATE, AudioError, read_audio, to_int1
 from srnn.registry import sha256_of
 from srnn.speech_corpora import Corpus, Recording
 
+from .errors import UserError
+
 FORMAT_VERSION = 1
 SAMPLES_PER_STEP = 200       # x_t is a frame of 200 samples (12.5 ms)
 SPLITS = ("train", "valid", "test")
 
 
-class PreparationError(RuntimeError):
+class PreparationError(UserError, RuntimeError):
     """Preparation could not produce a usable data set; the message says why."""
 
 

@@ -18,6 +18,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from .errors import UserError
 from .batching import Batch
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config
@@ -31,7 +32,7 @@ from .objective import training_loss
 RESUMABLE_CHANGES = {"epochs": None, "patience": None, "max_epochs": None, "device": None}
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError, RuntimeError):
     pass
 
 

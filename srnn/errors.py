@@ -1,0 +1,65 @@
+"""User errors, told in one line.
+
+Anything wrong with what a user gave (a setting, a file, a folder, a device) raises a
+:class:`UserError` whose message says what is wrong, which file or value, and what to do.
+The command lines run through :func:`command_line`, which prints such an error as one
+``error:`` line and exits with status 2; a traceback is kept for bugs, and ``--debug``
+shows it for user errors too.
+"""
+from __future__ import annotations
+
+import errno
+import sys
+from typing import Callable
+
+
+class UserError(Exception):
+    """Bad input or a bad environment, not a bug: the message is all the user needs."""
+
+
+EXIT_USER, EXIT_INTERRUPTED = 2, 130
+
+
+def command_line(main: Callable[[list[str]], int | None]) -> Callable[[list[str] | None], int]:
+    """Wrap a command line's ``main(argv)``: user errors and failed file operations become
+    one line on stderr and exit status 2; Ctrl-C says how to go on. ``--debug`` anywhere in
+    the arguments lets the traceback through."""
+    def run(argv: list[str] | None = None) -> int:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        debug = "--debug" in argv
+        if debug:
+            argv.remove("--debug")
+        try:
+            return main(argv) or 0
+        except KeyboardInterrupt:
+            if debug:
+                raise
+            print("interrupted: run the same command again to resume from the last checkpoint",
+                  file=sys.stderr)
+            raise SystemExit(EXIT_INTERRUPTED) from None
+        except (UserError, OSError) as err:
+            if debug or (isinstance(err, OSError) and not _environmental(err)):
+                raise
+            print(f"error: {describe(err)}", file=sys.stderr)
+            raise SystemExit(EXIT_USER) from None
+
+    run.__doc__, run.__wrapped__ = main.__doc__, main
+    return run
+
+
+def _environmental(err: OSError) -> bool:
+    """A failure of the machine or of a path the user gave (not of the code)."""
+    return err.errno in (errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.EISDIR,
+                         errno.ENOTDIR, errno.EDQUOT) or isinstance(err, UserError)
+
+
+def describe(err: BaseException) -> str:
+    """One line for ``err``: its message, or for an OSError what failed on which file."""
+    if isinstance(err, OSError) and not isinstance(err, UserError) and err.strerror:
+        where = f" {err.filename}" if err.filename else ""
+        hint = {errno.ENOSPC: "free some space and run the command again (it resumes)",
+                errno.EACCES: "choose a folder you can write to, or fix its permissions",
+                errno.EROFS: "choose a folder you can write to",
+                errno.ENOENT: "check the path"}.get(err.errno, "check the path and the disk")
+        return f"{err.strerror}:{where}; {hint}"
+    return " ".join(str(err).split("\n")) or type(err).__name__

@@ -1,0 +1,66 @@
+"""Files the project writes for a user, written whole or not at all, and read back with
+their name in every error.
+
+Every record, history, manifest, sample and executed notebook goes through
+:func:`write_atomic`: the content is written to a temporary file beside the target,
+flushed to disk, and renamed over it, so a kill or a full disk leaves the old file or
+the new one, never half of one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import UserError
+
+
+class FileFormatError(UserError, ValueError):
+    """A file the project reads is damaged or not what it should be."""
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> Path:
+    """Write ``data`` (text is UTF-8) to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data.encode() if isinstance(data, str) else data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: str | Path, value, **dump) -> Path:
+    """``value`` as JSON (strict: NaN and infinities are refused, they are not JSON)."""
+    return write_atomic(path, json.dumps(value, allow_nan=False, **dump) + "\n")
+
+
+def read_json(path: str | Path, fix: str = "") -> object:
+    """The JSON in ``path``; a damaged file raises FileFormatError naming it (and ``fix``)."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise FileFormatError(f"{path} is not valid JSON ({err}); it is damaged or was cut short"
+                              + (f": {fix}" if fix else "")) from None
+
+
+def read_jsonl(path: str | Path, fix: str = "") -> list:
+    """One JSON value per line of ``path``, with the file and line named when one is damaged."""
+    path = Path(path)
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise FileFormatError(f"{path} line {n} is not valid JSON ({err}); the file is damaged"
+                                  + (f": {fix}" if fix else "")) from None
+    return rows

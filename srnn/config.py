@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, fields
+
+from .errors import UserError
 
 OUTPUTS = ("gaussian", "bernoulli")
 INFERENCES = ("smoothing", "filtering")
@@ -24,6 +27,23 @@ TEST_PASSES = ("whole", "windows")
 # that an old run is never read as a run of today's defaults.
 BEFORE_FIELDS = {"init": "stacked", "filter_layers": 1, "valid_state": "carry", "test_pass": "windows",
                  "patience": 0}
+
+
+class ConfigError(UserError, ValueError):
+    """A setting out of its range, of the wrong type or unknown."""
+
+
+class ConfigTypeError(ConfigError, TypeError):
+    """A setting of the wrong type."""
+
+
+# Each numeric field's range: (name, bound, ">=" or ">").
+RANGES = [*((name, 1, ">=") for name in ("x_dim", "d_dim", "z_dim", "mlp_dim", "batch_size", "window", "epochs",
+                                         "max_epochs", "valid_every", "kl_epochs", "filter_layers")),
+          *((name, 0, ">=") for name in ("phi_layers", "emission_layers", "lr_decay_start", "patience", "kl_start",
+                                         "kl_increment")),
+          *((name, 0, ">") for name in ("lr", "adam_eps", "clip_norm", "clip_value")),
+          ("lr_decay", 1, ">=")]
 
 
 @dataclass
@@ -83,29 +103,27 @@ class Config:
         for f in fields(self):
             value = getattr(self, f.name)
             kind = {"int": int, "float": (int, float), "bool": bool, "str": str}[f.type]
-            if not isinstance(value, kind) or (f.type == "int" and isinstance(value, bool)):
-                raise TypeError(f"config field {f.name!r} must be {f.type}, got {value!r}")
-        for name in ("x_dim", "d_dim", "z_dim", "mlp_dim", "batch_size", "window",
-                     "epochs", "max_epochs", "valid_every", "kl_epochs", "filter_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"config field {name!r} must be at least 1, got {getattr(self, name)}")
-        for name in ("phi_layers", "emission_layers", "lr_decay_start", "patience"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"config field {name!r} must be >= 0, got {getattr(self, name)}")
+            if not isinstance(value, kind) or (f.type != "bool" and isinstance(value, bool)):
+                raise ConfigTypeError(f"config field {f.name!r} must be {f.type}, got {value!r}")
+            if f.type == "float" and not math.isfinite(value):
+                raise ConfigError(f"config field {f.name!r} must be a finite number, got {value!r}")
+        for name, low, what in RANGES:
+            value = getattr(self, name)
+            if value < low or (what == ">" and value == low):
+                raise ConfigError(f"config field {name!r} must be {what} {low}, got {value!r}")
         for name, allowed in (("output", OUTPUTS), ("inference", INFERENCES),
                               ("kl_schedule", KL_SCHEDULES), ("adam_eps_style", ADAM_EPS_STYLES),
                               ("init", INITS), ("valid_state", VALID_STATES), ("test_pass", TEST_PASSES)):
             if getattr(self, name) not in allowed:
-                raise ValueError(f"config field {name!r} must be one of {allowed}, got {getattr(self, name)!r}")
-        if self.lr <= 0 or self.adam_eps <= 0 or self.lr_decay < 1:
-            raise ValueError("lr and adam_eps must be > 0 and lr_decay >= 1 (it divides the rate)")
+                raise ConfigError(f"config field {name!r} must be one of {allowed}, got {getattr(self, name)!r}")
         for name in ("drop_phi_u", "drop_phi_x", "drop_d", "drop_z"):
             if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"config field {name!r} is a dropout probability in [0, 1), got {getattr(self, name)}")
+                raise ConfigError(f"config field {name!r} is a dropout probability in [0, 1), "
+                                  f"got {getattr(self, name)!r}")
         if self.max_epochs < self.epochs:
-            raise ValueError(f"max_epochs ({self.max_epochs}) must be at least epochs ({self.epochs})")
-        if not 0 <= self.kl_start <= 1 or self.kl_increment < 0:
-            raise ValueError("kl_start must lie in [0, 1] and kl_increment must be >= 0")
+            raise ConfigError(f"max_epochs ({self.max_epochs}) must be at least epochs ({self.epochs})")
+        if self.kl_start > 1:
+            raise ConfigError(f"config field 'kl_start' is a KL weight in [0, 1], got {self.kl_start!r}")
 
     @property
     def variant(self) -> str:
@@ -139,7 +157,7 @@ def _check_names(data: dict) -> None:
     known = {f.name for f in fields(Config)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(f"unknown config field(s) {unknown}; known fields: {sorted(known)}")
+        raise ConfigError(f"unknown config field(s) {unknown}; known fields: {', '.join(sorted(known))}")
 
 
 # The paper's settings. Speech: supplementary 1.1; music: supplementary 1.2 and the
@@ -170,6 +188,6 @@ PRESETS: dict[str, dict] = {
 def preset(name: str, **overrides) -> Config:
     """The named preset (see PRESETS) with keyword overrides."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     _check_names(overrides)
     return Config(**{"name": name, **PRESETS[name], **overrides})

@@ -9,6 +9,7 @@ shows it for user errors too.
 from __future__ import annotations
 
 import errno
+import os
 import sys
 from typing import Callable
 
@@ -31,6 +32,9 @@ def command_line(main: Callable[[list[str]], int | None]) -> Callable[[list[str]
             argv.remove("--debug")
         try:
             return main(argv) or 0
+        except BrokenPipeError:            # the reader stopped early (e.g. `| head`): nothing to say
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise SystemExit(EXIT_USER) from None
         except KeyboardInterrupt:
             if debug:
                 raise

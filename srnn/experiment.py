@@ -1,16 +1,21 @@
 """One experiment end to end: train, select on validation, test once, record with provenance.
 
     python -m srnn.experiment music --dataset jsb --form npz
-    python -m srnn.experiment music --dataset nottingham --variant filt --epochs 50
-    python -m srnn.experiment speech --prepared data/prepared/timit-... --preset timit
+    python -m srnn.experiment music --dataset nottingham --variant filt --name batch8 --set batch_size=8
+    python -m srnn.experiment speech --prepared runs/data/timit-... --preset timit
 
 Checkpoints go to ``runs/<id>/`` (git-ignored; rerunning the command resumes there); the
 record goes to ``results/<domain>/<id>/`` (committed): ``run.json`` and ``history.jsonl``,
-plus generated samples.
+plus generated samples. The id names the data (set and form; a folder corpus also by a
+hash of its content), a preset other than the data's own, the variant and ``--name``; the
+checkpoints and the record are bound to the run's config and data, and a command that
+would resume, test or overwrite them with another config or other data is refused.
+Add --debug to see the traceback of an error.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -24,19 +29,25 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .checkpoint import load_model
+from .checkpoint import CheckpointError, check_identity, load_checkpoint, model_from
 from .config import Config, preset
+from .errors import UserError, command_line
 from .evaluate import evaluate
-from .results import ProvenanceError, provenance, run_name, write_run
+from .files import read_json, write_json
+from .results import load_run, provenance, run_name, write_run
 from .train import resolve_device, train
 
 VARIANTS = {"smooth+Resq": ("smoothing", True), "smooth": ("smoothing", False),
             "filt+Resq": ("filtering", True), "filt": ("filtering", False)}
 
 
+class ExperimentError(UserError, ValueError):
+    """A command that cannot make the run it asks for."""
+
+
 def variant_config(cfg: Config, variant: str) -> Config:
     if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
+        raise ExperimentError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
     inference, resq = VARIANTS[variant]
     return cfg.replace(inference=inference, resq=resq)
 
@@ -54,12 +65,18 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
     results and record it either way). Every start of the run (the first, and each resume
     from a checkpoint) is kept in ``runs/<id>/starts.json`` and in the record's ``starts``.
     """
+    if iwae_samples < 1:
+        raise ExperimentError(f"iwae_samples must be at least 1 (1: the ELBO only), got {iwae_samples}")
     device = resolve_device(cfg.device)
     origin = provenance(device, allow_dirty=allow_dirty or profile != "paper")
     run_dir = Path(runs_root) / run_id
+    folder = Path(results_root) / domain / run_id
+    if (folder / "run.json").is_file():
+        check_identity(load_run(folder / "run.json"), cfg, data.fingerprint, folder / "run.json", "record this run")
     starts = _log_start(run_dir, origin)
-    history = train(cfg, data.train, data.valid, run_dir, progress=progress)
-    model = load_model(run_dir / "best.pt", device)
+    history = train(cfg, data.train, data.valid, run_dir, data=data.fingerprint, progress=progress)
+    best = max((r for r in history if "valid_elbo_per_step" in r), key=lambda r: r["valid_elbo_per_step"])
+    model = best_model(run_dir, cfg, data.fingerprint, best, device)
     t0 = time.time()
     torch.manual_seed(cfg.seed)
     test = evaluate(model, data.test, progress=progress, desc="test ELBO")
@@ -73,8 +90,6 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
         test["windows"] = {k: v for k, v in windows.items() if k.startswith(("elbo", "steps", "sequences"))}
     if hasattr(data, "samples_per_step"):   # speech: also per audio sample, comparable across corpora
         test.update(per_sample(test, data.samples_per_step, data.std))
-    best = max((r for r in history if "valid_elbo_per_step" in r), key=lambda r: r["valid_elbo_per_step"])
-    folder = Path(results_root) / domain / run_id
     record = {
         "id": run_id, "domain": domain, "dataset": data.name.split("-")[0],
         "data_form": getattr(data, "form", data.name.split("-", 1)[-1]), "variant": cfg.variant,
@@ -86,6 +101,7 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
         "still_improving": best["epoch"] == history[-1]["epoch"],
         "valid_best": {k[6:]: v for k, v in best.items() if k.startswith("valid_")},
         "test": test, "test_per_sequence": per_sequence,
+        "warnings": [r["warning"] for r in history if "warning" in r],
     }
     record["wall_time_s"] = record["train_wall_time_s"] + record["test_wall_time_s"]
     if write_samples is not None:
@@ -95,17 +111,33 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
     return record
 
 
+def best_model(run_dir: Path, cfg: Config, data: dict, best: dict, device) -> torch.nn.Module:
+    """The run's ``best.pt``, checked to be this run's (config, data) and to hold the epoch
+    its history names best, as a model in eval mode."""
+    path = run_dir / "best.pt"
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing, but the run has trained (best validation at epoch "
+                              f"{best['epoch']}), so there is no model to test: put the file back, or delete "
+                              f"{run_dir} and run the same command again to retrain")
+    ckpt = load_checkpoint(path)
+    check_identity(ckpt, cfg, data, path, "test this run")
+    saved = ckpt["history"][-1] if ckpt.get("history") else {}
+    if (saved.get("epoch"), saved.get("valid_elbo_per_step")) != (best["epoch"], best["valid_elbo_per_step"]):
+        raise CheckpointError(f"{path} holds epoch {saved.get('epoch')}, but this run's best validation epoch is "
+                              f"{best['epoch']} (history.jsonl): the file is not this run's best model; delete "
+                              f"{run_dir} and run the same command again to retrain")
+    return model_from(ckpt, device)
+
+
 def _log_start(run_dir: Path, origin: dict) -> list[dict]:
     """Append this start (time, epochs already done, code, hardware) to the run's
     ``starts.json``, atomically, and return all starts so far."""
     run_dir.mkdir(parents=True, exist_ok=True)
     path, history = run_dir / "starts.json", run_dir / "history.jsonl"
-    starts = json.loads(path.read_text()) if path.is_file() else []
+    starts = read_json(path) if path.is_file() else []
     starts.append({"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    "epochs_done": len(history.read_text().splitlines()) if history.is_file() else 0, **origin})
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(starts, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_json(path, starts, indent=2)
     return starts
 
 
@@ -139,22 +171,23 @@ def _music(args, cfg):
     data = dataset(args.dataset, args.form, batch_size=cfg.batch_size, window=cfg.window,
                    valid_state=cfg.valid_state)
     with_samples = cfg.variant == "smooth+Resq" and not args.name
-    return data, f"{args.dataset}-{args.form}", music_samples if with_samples else None
+    return data, music_samples if with_samples else None
 
 
 def _speech(args, cfg):
     from .speech import load_prepared
     if not args.prepared:
-        raise SystemExit("speech runs need --prepared FOLDER (see python -m srnn.speech --help)")
+        raise ExperimentError("speech runs need --prepared FOLDER, a folder that python -m srnn.speech prepared "
+                              "(see python -m srnn.speech --help)")
     data = load_prepared(args.prepared, batch_size=cfg.batch_size, window=cfg.window, seed=cfg.seed,
                          valid_state=cfg.valid_state, test_pass=cfg.test_pass)
-    return data, data.name, data.write_samples
+    return data, data.write_samples
 
 
 def _override(item: str) -> tuple[str, object]:
     """'epochs=80' -> ('epochs', 80); values are JSON, or plain strings."""
     if "=" not in item:
-        raise SystemExit(f"--set takes FIELD=VALUE, got {item!r}")
+        raise ExperimentError(f"--set takes FIELD=VALUE, got {item!r}")
     key, value = item.split("=", 1)
     try:
         return key, json.loads(value)
@@ -162,19 +195,41 @@ def _override(item: str) -> tuple[str, object]:
         return key, value
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+def data_preset(domain: str, data_name: str) -> str:
+    """The data set's own preset, which its run ids leave out: the paper's for music, TIMIT
+    and Blizzard, the small CPU model for the other speech corpora."""
+    corpus = data_name.split("-")[0]
+    return "music" if domain == "music" else corpus if corpus in ("timit", "blizzard") else "speech_small"
+
+
+def default_run_id(domain: str, data, preset_name: str, variant: str, name: str | None) -> str:
+    """``<data>[-<preset>]-<variant>[-<name>]``: the preset only where it is not the data's
+    own, and a user's folder corpus named by the first 8 hex digits of its fingerprint's
+    sha256, so that two corpora never share a run."""
+    base = data.name
+    if domain == "speech" and data.name.split("-")[0] == "folder":
+        content = hashlib.sha256(json.dumps(data.fingerprint, sort_keys=True).encode()).hexdigest()[:8]
+        base = data.name.replace("folder", f"folder-{content}", 1)
+    own = "" if preset_name == data_preset(domain, data.name) else preset_name
+    return run_name(base, "", variant, "-".join(filter(None, [own, name])))
+
+
+@command_line
+def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m srnn.experiment", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("domain", choices=["music", "speech"])
-    p.add_argument("--dataset", help="music: jsb, nottingham, muse or piano")
-    p.add_argument("--form", default="npz", help="music: npz (the authors' arrays), classic (.mat rolls) or pickle")
-    p.add_argument("--prepared", help="speech: a folder written by srnn.speech's prepare_*")
-    p.add_argument("--preset", help="config preset (default: music / speech_small)")
+    p.add_argument("--dataset", choices=["jsb", "nottingham", "muse", "piano"], help="music: the data set")
+    p.add_argument("--form", default="npz", choices=["npz", "classic", "pickle"],
+                   help="music: npz (the authors' arrays), classic (.mat rolls) or pickle")
+    p.add_argument("--prepared", help="speech: a folder that python -m srnn.speech prepared")
+    p.add_argument("--preset", help="config preset (default: music / speech_small; the paper's TIMIT and "
+                                    "Blizzard models are the presets timit and blizzard)")
     p.add_argument("--variant", default="smooth+Resq", choices=sorted(VARIANTS))
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
-                   help="config overrides, e.g. epochs=80 kl_start=0.0 (JSON values)")
-    p.add_argument("--iwae-samples", type=int, default=100)
+                   help="config overrides, e.g. batch_size=8 kl_start=0.0 (JSON values)")
+    p.add_argument("--iwae-samples", type=int, default=100,
+                   help="samples of the importance-weighted test bound (1: the ELBO only)")
     p.add_argument("--profile", default="paper")
     p.add_argument("--allow-dirty", action="store_true",
                    help="run from a tree with uncommitted changes; the record says so, with a hash of the diff")
@@ -182,27 +237,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", default="runs")
     p.add_argument("--results", default="results")
     args = p.parse_args(argv)
+    if args.domain == "music" and not args.dataset:
+        p.error("music runs need --dataset (jsb, nottingham, muse or piano)")
+    if args.iwae_samples < 1:
+        p.error(f"--iwae-samples must be at least 1 (1: the ELBO only), got {args.iwae_samples}")
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")   # repeatable cuBLAS on a GPU
     torch.backends.cudnn.deterministic = True
 
     overrides = dict(_override(item) for item in args.set)
-    cfg = variant_config(preset(args.preset or ("music" if args.domain == "music" else "speech_small"),
-                                **overrides), args.variant)
-    data, base, samples = (_music if args.domain == "music" else _speech)(args, cfg)
-    run_id = run_name(base, "", cfg.variant, args.name)
+    preset_name = args.preset or ("music" if args.domain == "music" else "speech_small")
+    cfg = variant_config(preset(preset_name, **overrides), args.variant)
+    data, samples = (_music if args.domain == "music" else _speech)(args, cfg)
+    run_id = default_run_id(args.domain, data, preset_name, cfg.variant, args.name)
     command = "python -m srnn.experiment " + " ".join(shlex.quote(a) for a in argv)
-    try:
-        record = run_experiment(cfg, data, run_id, args.domain, runs_root=args.runs,
-                                results_root=args.results, iwae_samples=args.iwae_samples,
-                                profile=args.profile, command=command, allow_dirty=args.allow_dirty,
-                                write_samples=samples)
-    except ProvenanceError as error:
-        p.exit(2, f"error: {error}\n")
+    record = run_experiment(cfg, data, run_id, args.domain, runs_root=args.runs,
+                            results_root=args.results, iwae_samples=args.iwae_samples,
+                            profile=args.profile, command=command, allow_dirty=args.allow_dirty,
+                            write_samples=samples)
     t = record["test"]
     print(f"{run_id}: test ELBO per step {t['elbo_per_step_seq']:.4f} (mean over sequences), "
           f"{t['elbo_per_step']:.4f} (over all steps)"
           + (f"; IWAE K={args.iwae_samples} {t['iwae_per_step_seq']:.4f}" if args.iwae_samples > 1 else "")
           + f"; record in {args.results}/{args.domain}/{run_id}")
+    for warning in record["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

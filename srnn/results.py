@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 import torch
 
-from .errors import UserError
-
+from .errors import UserError, command_line
+from .files import FileFormatError, read_json, read_jsonl, write_atomic, write_json
 
 FORMAT = 1
 
@@ -33,6 +35,10 @@ PAPER_SPEECH = {
 }
 MUSIC_NAMES = {"jsb": "JSB Chorales", "nottingham": "Nottingham", "muse": "MuseData",
                "piano": "Piano-midi.de"}
+
+
+class RecordError(UserError, FileNotFoundError):
+    """A result record that is missing or cannot be written."""
 
 
 class ProvenanceError(UserError, RuntimeError):
@@ -92,25 +98,42 @@ def provenance(device: torch.device | str, allow_dirty: bool = False) -> dict:
 
 
 def write_run(folder: str | Path, record: dict, history: list[dict]) -> Path:
+    """Write ``history.jsonl`` and then ``run.json``, each atomically; a record with a NaN or
+    an infinity is refused (it would not be JSON), naming what holds one."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
-    path = folder / "run.json"
-    path.write_text(json.dumps({"format": FORMAT, **record}, indent=2) + "\n")
-    return path
+    bad = [key for key, value in _leaves(record) if isinstance(value, float) and not math.isfinite(value)]
+    if bad:
+        raise RecordError(f"the record of {folder} has non-finite values at {', '.join(bad[:5])}; it is not "
+                          f"written: the run's numbers are not usable (see its history)")
+    write_atomic(folder / "history.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+    return write_json(folder / "run.json", {"format": FORMAT, **record}, indent=2)
+
+
+def _leaves(value, path: str = ""):
+    """(dotted path, value) of every leaf of nested dicts and lists."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _leaves(item, f"{path}[{i}]")
+    else:
+        yield path, value
 
 
 def load_run(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no results file {path}: run the experiment (see its 'command') or "
-                                f"check the results folder")
-    record = json.loads(path.read_text())
-    if record.get("format") != FORMAT:
-        raise ValueError(f"{path} has results format {record.get('format')!r}, this srnn reads format "
-                         f"{FORMAT}: rerun the experiment with this version")
+        raise RecordError(f"no results file {path}: run the experiment (see its 'command') or "
+                          f"check the results folder")
+    fix = "restore it with git (git checkout -- FILE) or rerun the run's command"
+    record = read_json(path, fix)
+    found = record.get("format") if isinstance(record, dict) else type(record).__name__
+    if found != FORMAT:
+        raise FileFormatError(f"{path} has results format {found!r}, this srnn reads format {FORMAT}: rerun the "
+                              f"experiment with this version")
     history = path.with_name("history.jsonl")
-    record["history"] = [json.loads(line) for line in history.read_text().splitlines()] if history.exists() else []
+    record["history"] = read_jsonl(history, fix) if history.exists() else []
     record["path"] = str(path.parent)
     return record
 
@@ -126,11 +149,13 @@ def run_name(dataset: str, form: str, variant: str, suffix: str = "") -> str:
     return "-".join(filter(None, [dataset, form, variant.replace("+", "-").lower(), suffix]))
 
 
-def main() -> None:
+@command_line
+def main(argv: list[str]) -> int:
     """Print the comparison tables from the committed records: python -m srnn.results"""
     from .tables import print_tables
     print_tables(load_runs(Path(__file__).resolve().parent.parent / "results"))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

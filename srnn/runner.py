@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, command_line
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -84,8 +84,21 @@ def toc_pages(toc: Path) -> list[str]:
             for value in node:
                 walk(value)
 
-    walk(yaml.safe_load(toc.read_text()))
+    walk(read_yaml(toc))
     return found
+
+
+def read_yaml(path: Path):
+    """The YAML in ``path``; a syntax error raises a BookError that names the file and line."""
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise BookError(f"{shown(path)}{where} is not valid YAML ({getattr(err, 'problem', None) or err}); "
+                        f"fix the file") from None
 
 
 def read_notebook(source: Path):
@@ -125,12 +138,12 @@ def load_page(path: Path, profile: str, injected: dict) -> Page:
     """Read ``book/pages/<page>.yml`` for one profile and check its parameter names;
     ``injected`` (profile, device, runs_dir, results_dir) and ``page`` (the page's name) go
     to the notebooks that declare them."""
-    import yaml
-
     if not path.is_file():
         raise BookError(f"_toc.yml lists executed/{path.stem} but {path} does not exist; "
                         "add the page file or remove the entry from _toc.yml")
-    spec = yaml.safe_load(path.read_text()) or {}
+    spec = read_yaml(path) or {}
+    if not isinstance(spec, dict):
+        raise BookError(f"{shown(path)} must be a mapping with 'notebook:' and parameters, not {type(spec).__name__}")
     unknown = sorted(set(spec) - PAGE_KEYS)
     if unknown or "notebook" not in spec:
         raise BookError(f"{path}: needs 'notebook:' and may only have the keys {sorted(PAGE_KEYS)}; "
@@ -157,18 +170,21 @@ def execute_page(page: Page, profile: str, out_dir: Path) -> Path:
         retitle(nb, page.title, page.source)
     nb.metadata["srnn"] = {"page": page.name, "profile": profile, "source": shown(page.source)}
     target = out_dir / f"{page.name}.ipynb"
+    partial = out_dir / f".{page.name}.partial.ipynb"     # renamed into place once the page has run
     try:
-        papermill.execute_notebook(nb, str(target), parameters=page.parameters, kernel_name="python3", language="python",
+        papermill.execute_notebook(nb, str(partial), parameters=page.parameters, kernel_name="python3", language="python",
                                    cwd=str(ROOT), progress_bar=False,
                                    extra_arguments=["--IPKernelApp.log_level=ERROR"])  # no start-up chatter
     except PapermillExecutionError as err:
         failed = out_dir / "failed"
         failed.mkdir(exist_ok=True)
-        target.replace(failed / target.name)
+        partial.replace(failed / target.name)
+        target.unlink(missing_ok=True)
         first_line = err.source.strip().splitlines()[0] if err.source.strip() else ""
         raise BookError(f"page {page.name!r} failed: {shown(page.source)}, cell "
                         f"In [{err.exec_count}] ({first_line!r}): {err.ename}: {err.evalue}\n"
                         f"the failed notebook is {failed / target.name}") from None
+    partial.replace(target)
     return target
 
 
@@ -176,12 +192,16 @@ def run_batch(profile: str, device: str, pages: list[str] | None = None,
               out_dir: Path = EXECUTED, runs_dir: Path | None = None) -> dict[str, float]:
     """Execute the toc's pages (or the named subset) in order; seconds per page.
 
-    A full batch first clears ``out_dir`` so that no page of an earlier batch survives.
+    A full batch first removes the executed pages of the toc from ``out_dir`` (and their
+    failed copies), so that no page of an earlier batch survives it; nothing else there
+    is touched. An empty ``pages`` list is refused: it is not the same as no list.
     """
     from tqdm import tqdm
 
     if profile not in PROFILES:
         raise BookError(f"unknown profile {profile!r}; choose one of {list(PROFILES)}")
+    if pages is not None and not pages:
+        raise BookError("no page named: give --pages one or more page names, or leave --pages out for the whole book")
     names = toc_pages(BOOK / "_toc.yml")
     unknown = sorted(set(pages or []) - set(names))
     if unknown:
@@ -197,8 +217,9 @@ def run_batch(profile: str, device: str, pages: list[str] | None = None,
     todo = [load_page(BOOK / "pages" / f"{n}.yml", profile, injected) for n in names if not pages or n in pages]
     out_dir.mkdir(parents=True, exist_ok=True)
     if not pages:
-        for old in out_dir.glob("**/*.ipynb"):
-            old.unlink()
+        for name in names:
+            for old in (out_dir / f"{name}.ipynb", out_dir / "failed" / f"{name}.ipynb"):
+                old.unlink(missing_ok=True)
     seconds = {}
     for page in (bar := tqdm(todo, desc=f"book ({profile})", unit="page")):
         bar.set_postfix_str(page.name)
@@ -237,18 +258,15 @@ def setup(app):
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+@command_line
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m srnn.runner", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", required=True, help=f"one of {list(PROFILES)}")
     parser.add_argument("--device", default="cpu", help="torch device for the notebooks that train (cpu, cuda)")
-    parser.add_argument("--pages", nargs="*", help="run only these pages (default: all of _toc.yml)")
+    parser.add_argument("--pages", nargs="+", help="run only these pages (default: all of _toc.yml)")
     parser.add_argument("--runs-dir", type=Path, help="where the notebooks write their runs (default: runs/<profile>)")
     args = parser.parse_args(argv)
-    try:
-        seconds = run_batch(args.profile, args.device, args.pages, runs_dir=args.runs_dir)
-    except BookError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    seconds = run_batch(args.profile, args.device, args.pages, runs_dir=args.runs_dir)
     for name, s in seconds.items():
         print(f"{s:7.1f} s  {name}")
     print(f"{sum(seconds.values()):7.1f} s  in all; executed pages are in {shown(EXECUTED)}/")

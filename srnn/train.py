@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Sequence
@@ -18,29 +17,38 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from .errors import UserError
 from .batching import Batch
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import check_identity, load_checkpoint, save_checkpoint
 from .config import Config
+from .errors import UserError
 from .evaluate import evaluate
+from .files import write_atomic
 from .model import SRNN, State
 from .objective import training_loss
 
 
-# A run can be resumed with another length (stop earlier, or go on while it improves) or on
-# another device: neither changes the numbers of the epochs that both runs share.
-RESUMABLE_CHANGES = {"epochs": None, "patience": None, "max_epochs": None, "device": None}
-
-
 class NonFiniteLossError(UserError, RuntimeError):
-    pass
+    """The training loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class DeviceError(UserError, ValueError):
+    """The config names a device this machine does not have."""
 
 
 def resolve_device(name: str) -> torch.device:
     """'auto' picks the GPU when there is one."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"device {name!r} is not a torch device name; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise DeviceError(f"device {name!r} is not available on this machine ({torch.cuda.device_count()} CUDA "
+                          f"device(s)); set device=auto or device=cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise DeviceError(f"device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
+    return device
 
 
 def beta_at(cfg: Config, step: int, updates_per_epoch: int) -> float:
@@ -99,13 +107,15 @@ def adam_eps_share(opt: torch.optim.Adam) -> float:
     return below / total if total else math.nan
 
 
-def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, *,
+def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, *, data: dict | None = None,
           checkpoint_every: int = 500, progress: bool = True) -> list[dict]:
     """Train (or resume) the run in ``run_dir``; return its history, one record per epoch.
 
     ``train_data`` has ``len()`` (updates per epoch) and ``batches(epoch, start)``;
-    ``valid`` is a list of batches for :func:`~srnn.evaluate.evaluate`. ``last.pt`` is also
-    written every ``checkpoint_every`` updates inside an epoch.
+    ``valid`` is a list of batches for :func:`~srnn.evaluate.evaluate`; ``data`` is the
+    data set's fingerprint, which the checkpoints carry: a folder holding a run of another
+    config (beyond how long it trains, and where) or other data is refused. ``last.pt`` is
+    also written every ``checkpoint_every`` updates inside an epoch.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -119,10 +129,7 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
     last = run_dir / "last.pt"
     if last.exists():
         ck = load_checkpoint(last)
-        saved = Config.from_dict(ck["config"]).to_dict()      # fields added since then take their defaults
-        if {**saved, **RESUMABLE_CHANGES} != {**cfg.to_dict(), **RESUMABLE_CHANGES}:
-            raise ValueError(f"{run_dir} holds a run with another config (see {run_dir}/config.json); "
-                             f"train into a new folder or delete the old run")
+        check_identity(ck, cfg, data, last, "resume it")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         pos, history, best, elapsed = ck["position"], ck["history"], ck["best"], ck["elapsed"]
@@ -130,11 +137,11 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
         torch.set_rng_state(ck["rng"])
         if device.type == "cuda" and ck.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(ck["cuda_rng"], device)
-    (run_dir / "config.json").write_text(cfg.to_json())
+    write_atomic(run_dir / "config.json", cfg.to_json())
 
     def checkpoint(path: Path, extra: dict | None = None):
         save_checkpoint(path, {
-            "config": cfg.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "config": cfg.to_dict(), "data": data, "model": model.state_dict(), "optimizer": opt.state_dict(),
             "position": pos, "history": history, "best": best, "elapsed": elapsed + time.time() - t0,
             "state": None if state is None else [state.d.cpu(), state.z.cpu()],
             "rng": torch.get_rng_state(),
@@ -160,7 +167,8 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
                     f"the training loss became {loss.item()} at epoch {epoch + 1}, update {i + 1} "
                     f"(step {pos['step'] + 1}); the run stopped and its last good checkpoint is kept at "
                     f"{last if last.exists() else '(none written yet)'}. Check the data for nan/inf, or "
-                    f"lower lr / clip_norm, then resume or start a new run folder.")
+                    f"start a new run with a lower learning rate or clipping (e.g. --name lr3e-4 --set "
+                    f"lr=3e-4); a run cannot change them when it resumes")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
@@ -195,6 +203,10 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
                 best = metrics["elbo_per_step"]
                 record["best"] = True
         record["wall_time_s"] = elapsed + time.time() - t0
+        warning = implausible(history, record)
+        if warning:
+            record["warning"] = warning
+            tqdm.write(f"warning: {warning}")
         history.append(record)
         pos = {"epoch": epoch + 1, "batch": 0, "step": pos["step"], "sums": _zero_sums()}
         state = None
@@ -211,6 +223,17 @@ def _zero_sums() -> dict:
 
 
 def _write_history(path: Path, history: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
-    os.replace(tmp, path)
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in history))
+
+
+def implausible(history: list[dict], record: dict) -> str | None:
+    """A warning when an epoch's training bound per step lies far below the first epoch's
+    (by more than the first epoch's own magnitude, and at least 1 nat): a rate that
+    diverges while the loss stays finite ends there, and its numbers mean nothing."""
+    if not history:
+        return None
+    first, now = history[0]["train_elbo_per_step"], record["train_elbo_per_step"]
+    if now < first - max(1.0, abs(first)):
+        return (f"epoch {record['epoch']}: training bound {now:.4g} per step, far below the first epoch's "
+                f"{first:.4g}: training has diverged; start a new run with a lower learning rate")
+    return None

@@ -77,6 +77,9 @@ def test_bad_page_files_are_named(tmp_path):
         runner.load_page(page, "smoke", {})
     with pytest.raises(BookError, match="missing.yml does not exist"):
         runner.load_page(tmp_path / "missing.yml", "smoke", {})
+    page.write_text("notebook: model\nparameters: {steps: 3\n")
+    with pytest.raises(BookError, match=r"bad.yml line \d+ is not valid YAML"):
+        runner.load_page(page, "smoke", {})
 
 
 def test_unknown_profile_and_page_are_refused_before_anything_runs(tmp_path):
@@ -84,8 +87,15 @@ def test_unknown_profile_and_page_are_refused_before_anything_runs(tmp_path):
         runner.run_batch("fast", "cpu", out_dir=tmp_path)
     with pytest.raises(BookError, match=r"unknown page\(s\) \['nope'\]"):
         runner.run_batch("smoke", "cpu", pages=["nope"], out_dir=tmp_path)
+    with pytest.raises(BookError, match="no page named"):
+        runner.run_batch("smoke", "cpu", pages=[], out_dir=tmp_path)   # an empty shell variable: not "all"
     assert not list(tmp_path.iterdir())
-    assert runner.main(["--profile", "fast"]) == 1
+    with pytest.raises(SystemExit) as stop:
+        runner.main(["--profile", "fast"])
+    assert stop.value.code == 2
+    with pytest.raises(SystemExit) as stop:
+        runner.main(["--profile", "smoke", "--pages"])
+    assert stop.value.code == 2
 
 
 def test_a_failing_cell_stops_the_page_with_the_cell_and_error_named(tmp_path):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import math
 import os
@@ -33,7 +34,7 @@ from .checkpoint import CheckpointError, check_identity, load_checkpoint, model_
 from .config import Config, preset
 from .errors import UserError, command_line
 from .evaluate import evaluate
-from .files import read_json, write_json
+from .files import read_json, write_atomic, write_json
 from .results import load_run, provenance, run_name, write_run
 from .train import resolve_device, train
 
@@ -147,8 +148,9 @@ def music_samples(model, folder: Path, pieces: int = 4, steps: int = 64, seconds
     from .midi import synthesize, write_midi, write_wav
     folder.mkdir(parents=True, exist_ok=True)
     rolls = model.generate(steps, batch_size=pieces).cpu().numpy().astype(np.uint8)
-    paths = [folder / "rolls.npz"]
-    np.savez_compressed(paths[0], rolls=rolls, step_seconds=seconds)
+    paths, buffer = [folder / "rolls.npz"], io.BytesIO()
+    np.savez_compressed(buffer, rolls=rolls, step_seconds=seconds)
+    write_atomic(paths[0], buffer.getvalue())
     paths += [write_midi(folder / f"sample{i + 1}.mid", r, seconds) for i, r in enumerate(rolls)]
     paths.append(write_wav(folder / "sample1.wav", synthesize(rolls[0][:40], seconds)))
     return paths

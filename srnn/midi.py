@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
+from .files import write_atomic
+
 KEYS, LOWEST_NOTE = 88, 21
 TICKS_PER_STEP = 480  # the file's division: one roll step is written as one quarter note
 
@@ -63,9 +65,7 @@ def midi_bytes(roll, step_seconds: float = 0.25, velocity: int = 80) -> bytes:
 
 def write_midi(path: str | Path, roll, step_seconds: float = 0.25, velocity: int = 80) -> Path:
     """Write :func:`midi_bytes` to ``path`` (a .mid any player or notation program opens)."""
-    path = Path(path)
-    path.write_bytes(midi_bytes(roll, step_seconds, velocity))
-    return path
+    return write_atomic(path, midi_bytes(roll, step_seconds, velocity))
 
 
 def synthesize(roll, step_seconds: float = 0.25, sample_rate: int = 16000, harmonics: int = 6,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import experiment
 from .results import load_run, load_runs, run_name
-from .tables import protocol
+from .tables import departures, protocol
 
 COMMITTED = "results"
 LEGACY = "-legacy"       # the id suffix of the runs made with this project's first protocol
@@ -61,6 +61,9 @@ def run_summary(record: dict) -> str:
     still = " (still improving)" if record["still_improving"] else ""
     first = ("**A run of this project's first protocol** (made before issue 10, see the Results page; "
              "no run with the original code's protocol is committed yet). " if protocol(record) == "first" else "")
+    changed = departures(record)
+    if changed:
+        first += f"**Not the paper's settings** ({', '.join(changed)}): not comparable with the paper's tables. "
     return (f"{first}Run `{record['id']}`, profile `{record['profile']}`: {record['epochs']} epochs on "
             f"{record['hardware']['device']} in {record['wall_time_s'] / 60:.1f} min; best validation "
             f"bound at epoch {record['best_epoch']}{still}. Reproduce with `{record['command']}`.")

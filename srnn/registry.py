@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import sys
 import tempfile
 import urllib.request
 from dataclasses import dataclass
@@ -231,6 +232,7 @@ def fetch(entry: DataFile | str, cache: str | os.PathLike | None = None, timeout
         failures.append(f"the cached copy {path} was rejected: {problem}")
     folder.mkdir(parents=True, exist_ok=True)
     for url in entry.urls:
+        print(f"fetching {entry.name} from {url} (waiting up to {timeout:.0f} s for an answer)", file=sys.stderr)
         problem = _download(url, entry, path, timeout)
         if problem is None:
             return path

@@ -41,12 +41,18 @@ def first_protocol(name: str, **fields) -> Config:
 
 def paper_settings(record: dict) -> bool:
     """Whether the run used the paper's settings under its protocol (whatever seed and device)."""
+    return not departures(record)
+
+
+def departures(record: dict) -> list[str]:
+    """The config fields in which a run departs from the paper's settings under its protocol
+    (``[]`` for a paper run; the preset's name alone for a preset that is not the paper's)."""
     cfg = Config.from_dict(record["config"])
     if cfg.name not in ("music", "timit", "blizzard"):
-        return False
+        return [f"preset {cfg.name!r}"]
     make = preset if protocol(record) == "original" else first_protocol
-    free = {"seed": 0, "device": ""}
-    return {**cfg.to_dict(), **free} == {**make(cfg.name, inference=cfg.inference, resq=cfg.resq).to_dict(), **free}
+    paper = make(cfg.name, inference=cfg.inference, resq=cfg.resq).to_dict()
+    return [f"{k}={v!r}" for k, v in cfg.to_dict().items() if k not in ("seed", "device") and paper[k] != v]
 
 
 def device_kind(record: dict) -> str:

@@ -276,6 +276,6 @@ def test_a_page_says_when_a_record_is_not_the_papers_settings():
     from srnn.pages import run_summary
     base = {"id": "timit-smooth-resq", "profile": "paper", "epochs": 3, "hardware": {"device": "cpu: x86_64"},
             "wall_time_s": 60.0, "best_epoch": 3, "still_improving": True, "command": "python -m srnn.experiment"}
-    assert "Not the paper's settings (preset 'tiny')" in run_summary({**base, "config": preset("tiny").to_dict()})
+    assert "Not the paper's settings** (preset 'tiny')" in run_summary({**base, "config": preset("tiny").to_dict()})
     assert "Not the paper's" not in run_summary({**base, "config": preset("timit").to_dict()})
     assert "(epochs=3)" in run_summary({**base, "config": preset("timit", epochs=3).to_dict()})

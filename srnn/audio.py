@@ -4,7 +4,9 @@ Everything goes through libsndfile (the ``soundfile`` package), which recognises
 by its header, not its name: WAV/RIFF, FLAC, MP3, OGG and NIST SPHERE (the TIMIT
 ``.WAV`` files) all read the same way. The experiments want 16 kHz mono, so several
 channels are averaged into one and other rates are resampled with a polyphase filter
-(``scipy.signal.resample_poly``); :class:`Audio` says which of the two happened.
+(``scipy.signal.resample_poly``); :class:`Audio` says which of the two happened, and
+whether averaging the channels cancelled them out (stereo channels in anti-phase average to
+near silence).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from .errors import UserError
 
 SAMPLE_RATE = 16000          # Hz, TIMIT and Blizzard as the paper used them
 INT16_SCALE = 32768.0        # float samples in [-1, 1) <-> 16-bit PCM
+CANCELLED_BELOW = 0.1        # mix_rms_ratio under this: the channels cancelled out
 
 
 class AudioError(UserError, ValueError):
@@ -34,6 +37,7 @@ class Audio:
     sample_rate: int
     source_rate: int
     source_channels: int
+    mix_rms_ratio: float = 1.0    # RMS of the mono mix / mean RMS of the channels (1 for mono)
 
     @property
     def downmixed(self) -> bool:
@@ -59,8 +63,12 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> Audio:
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
         raise AudioError(_unreadable_message(path, e)) from e
     channels = samples.shape[1]
-    mono = samples.mean(axis=1, dtype=np.float32) if channels > 1 else samples[:, 0]
-    return Audio(resample(mono, rate, sample_rate), sample_rate, rate, channels)
+    if channels == 1:
+        return Audio(resample(samples[:, 0], rate, sample_rate), sample_rate, rate, 1)
+    mono = samples.mean(axis=1, dtype=np.float32)
+    channel_rms = float(np.mean(_rms(samples)))
+    ratio = float(_rms(mono)) / channel_rms if channel_rms > 0 else 1.0
+    return Audio(resample(mono, rate, sample_rate), sample_rate, rate, channels, ratio)
 
 
 def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
@@ -88,6 +96,11 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int = SAMPLE_R
     return path
 
 
+def _rms(samples: np.ndarray) -> np.ndarray:
+    """Root mean square over time (axis 0): one value per channel."""
+    return np.sqrt(np.mean(np.square(samples, dtype=np.float64), axis=0))
+
+
 def _unreadable_message(path: Path, error: Exception) -> str:
     try:
         head = path.read_bytes()[:1024]
@@ -97,5 +110,5 @@ def _unreadable_message(path: Path, error: Exception) -> str:
     if head.startswith(b"NIST_1A") and b"shorten" in head:
         hint = ("it is shorten-compressed NIST SPHERE, which libsndfile cannot decode; "
                 "convert it to plain SPHERE or WAV first, e.g. `sph2pipe -f wav in.wav out.wav`")
-    return (f"cannot read audio file {path}: {error}. Fix: {hint}, or prepare with "
-            f"skip_bad=True to leave such files out (each is listed in the manifest).")
+    return (f"cannot read audio file {path}: {error}. Fix: {hint}, or pass --skip-bad "
+            f"(skip_bad=True in Python) to leave such files out (each is listed in the manifest).")

@@ -17,17 +17,26 @@ Preparing a corpus (:func:`prepare_timit`, :func:`prepare_blizzard`, :func:`prep
   ``valid_state="zero"`` (the original) every window starts from a zero state, with
   ``"carry"`` each continues the window before it.
 
+Loading checks every split file against the manifest: its size always, its sha256 unless
+``verify=False`` (a run's record then names data it really trained on; unchanged files are
+not read again, see ``sha256-cache.json`` in :mod:`srnn.speech_prepare`).
+
 Every split is normalized on the fly with the mean and std of the training samples:
 x = (pcm / 32768 - mean) / std. Frames x_t have ``samples_per_step`` = 200 samples, so a
 bound per step divided by 200 is a bound per sample. From a shell:
 
     python -m srnn.speech timit /path/to/TIMIT --out runs/data
     python -m srnn.speech blizzard /path/to/blizzard2013 --out runs/data --skip-bad
+
+A wrong folder or an unreadable file there is one ``error:`` line (exit status 2); what
+preparing did to some files (resampled, clipped, cancelled channels, skipped) is one
+``warning:`` line per kind.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +44,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from srnn.audio import INT16_SCALE, AudioError, write_wav
+from srnn.audio import INT16_SCALE, write_wav
 from srnn.batching import Batch, ChunkBatches, pad_sequences, shifted_input
-from srnn.speech_corpora import CorpusError, blizzard, folder, sample, timit
-from srnn.speech_prepare import FORMAT_VERSION, PreparationError, prepare
+from srnn.errors import command_line
+from srnn.files import read_json
+from srnn.speech_corpora import blizzard, folder, sample, timit
+from srnn.speech_prepare import FORMAT_VERSION, SHA256_CACHE, PreparationError, prepare, sha256_cached
 
 UNITS = ("utterance", "0.5 s")
 __all__ = ["SpeechData", "SequenceWindows", "load_prepared", "prepare", "prepare_blizzard",
@@ -148,10 +159,11 @@ class SpeechData:
 
 def load_prepared(path: str | Path, batch_size: int, window: int = 40, seed: int = 0,
                   unit: str | None = None, eval_batch_size: int | None = None,
-                  valid_state: str = "zero", test_pass: str = "whole") -> SpeechData:
+                  valid_state: str = "zero", test_pass: str = "whole", verify: bool = True) -> SpeechData:
     """The prepared folder ``path`` as a data set; ``unit`` overrides the corpus's test
     sequence ("utterance" or "0.5 s"), ``seed`` orders the training chunks; ``valid_state``
-    and ``test_pass`` as in :class:`srnn.config.Config` (see the module's docstring)."""
+    and ``test_pass`` as in :class:`srnn.config.Config` (see the module's docstring);
+    ``verify`` checks the split files' sha256 against the manifest."""
     path = Path(path)
     manifest = _read_manifest(path)
     unit = unit or manifest["sequence_unit"]
@@ -161,6 +173,8 @@ def load_prepared(path: str | Path, batch_size: int, window: int = 40, seed: int
     norm = manifest["normalization"]
     mean, std = norm["mean"] * INT16_SCALE, norm["std"] * INT16_SCALE
     pcm = {split: _memmap(path, manifest, split) for split in manifest["splits"]}
+    if verify:
+        _verify(path, manifest)
     chunks = manifest["splits"]["train"]["chunks"]
     if chunks < batch_size:
         raise ValueError(f"{path} has {chunks} training chunks of {chunk} steps, fewer than one batch of "
@@ -200,7 +214,7 @@ def _read_manifest(path: Path) -> dict:
     if not file.is_file():
         raise PreparationError(f"{path} holds no manifest.json: it is not a prepared speech folder, or its "
                                f"preparation did not finish; run the srnn.speech.prepare_* call again")
-    manifest = json.loads(file.read_text())
+    manifest = read_json(file, fix=f"delete {path} and prepare again")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise PreparationError(f"{file} has format {manifest.get('format_version')}, this code reads "
                                f"{FORMAT_VERSION}; delete {path} and prepare again")
@@ -218,7 +232,21 @@ def _memmap(path: Path, manifest: dict, split: str) -> np.ndarray:
     return np.memmap(file, dtype=np.int16, mode="r", shape=(info["steps"], d))
 
 
-def main(argv: list[str] | None = None) -> None:
+def _verify(path: Path, manifest: dict) -> None:
+    """Each split file has the sha256 the manifest gives it (hashing only files whose size
+    or times changed since they were last hashed)."""
+    splits = manifest["splits"].values()
+    files = [path / info["file"] for info in splits]
+    for file, info, sha256 in zip(files, splits, sha256_cached(files, path / SHA256_CACHE)):
+        if sha256 != info["sha256"]:
+            raise PreparationError(f"{file} has sha256 {sha256[:16]}..., the manifest says "
+                                   f"{info['sha256'][:16]}...: the prepared data was changed or damaged; "
+                                   f"delete {path} and prepare again")
+
+
+@command_line
+def main(argv: list[str]) -> None:
+    """Prepare a corpus from the shell and print its folder; see the module's docstring."""
     p = argparse.ArgumentParser(prog="python -m srnn.speech", description="Prepare a speech corpus once.")
     p.add_argument("corpus", choices=["timit", "blizzard", "folder", "sample"])
     p.add_argument("source", nargs="?", help="the corpus folder (not for 'sample')")
@@ -229,14 +257,13 @@ def main(argv: list[str] | None = None) -> None:
     if (args.source is None) != (args.corpus == "sample"):
         p.error("give the corpus folder for timit, blizzard and folder, and none for sample")
     options = dict(permute_seed=args.permute_seed, skip_bad=args.skip_bad)
-    try:
+    with warnings.catch_warnings():          # restores showwarning afterwards
+        warnings.showwarning = lambda message, *_: print(f"warning: {message}", file=sys.stderr)
         if args.corpus == "sample":
             print(prepare_sample(args.out, **options))
         else:
             print(globals()[f"prepare_{args.corpus}"](args.source, args.out, **options))
-    except (CorpusError, AudioError, PreparationError) as e:
-        p.exit(1, f"error: {e}\n")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

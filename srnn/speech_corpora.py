@@ -7,10 +7,14 @@
 
 Splits are reproducible on every machine: the files are sorted by a canonical key (for
 TIMIT the upper-cased ``TRAIN/DR1/FCJF0/SA1``, so lowercase copies split the same way)
-and shuffled by a seeded numpy generator.
+and shuffled by a seeded numpy generator. The key does not depend on where the corpus is
+or which folder above it was given (TIMIT: below its TRAIN and TEST; a folder corpus:
+below the deepest folder holding all its recordings), so the same recordings have the
+same keys, the same splits and, in :mod:`srnn.speech_prepare`, the same prepared folder.
 """
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,12 +101,16 @@ def folder(root: str | Path, name: str = "folder", fractions: tuple[float, float
     rest train (Blizzard: 90/5/5). Test sequences are 0.5 s pieces, as for Blizzard."""
     root = Path(root)
     _require_folder(root, name)
-    paths = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
-                   if p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".") and p.is_file())
+    files = [p for p in root.rglob("*") if not p.name.startswith(".") and p.is_file()]
+    paths = sorted(p.relative_to(root).as_posix() for p in files if p.suffix.lower() in AUDIO_SUFFIXES)
+    if not paths:
+        raise CorpusError(f"{name} corpus folder {root} holds {'no audio files' if files else 'no files'}. "
+                          f"{WHERE_TO_GET[name]}.")
     if len(paths) < 3:
         raise CorpusError(f"{name} corpus at {root} has {len(paths)} recording(s); splitting by file "
                           f"into train/valid/test needs at least 3. {WHERE_TO_GET[name]}.")
-    recordings = [Recording(p, p, "train") for p in paths]
+    base = os.path.commonpath([os.path.dirname(p) for p in paths])    # "" when some lie in root
+    recordings = [Recording(p[len(base) + 1:] if base else p, p, "train") for p in paths]
     _assign(recordings, {"valid": fractions[0], "test": fractions[1]}, seed)
     rule = (f"files shuffled (sorted paths, numpy default_rng({seed})): {fractions[0]:.0%} valid, "
             f"{fractions[1]:.0%} test, rest train")
@@ -153,4 +161,5 @@ def _subfolders(path: Path) -> list[Path]:
 
 def _require_folder(root: Path, name: str) -> None:
     if not root.is_dir():
-        raise CorpusError(f"{name} corpus folder {root} does not exist. {WHERE_TO_GET[name]}.")
+        problem = "is not a folder" if root.exists() else "does not exist"
+        raise CorpusError(f"{name} corpus folder {root} {problem}. {WHERE_TO_GET[name]}.")

@@ -218,23 +218,24 @@ def test_interrupted_preparation_resumes_without_redoing_work(tmp_path, monkeypa
     calls.clear()
     path = prepare_folder(root, tmp_path / "out")
     assert len(calls) == 2 and not (path / "log").exists()
-    assert sorted(p.name for p in path.iterdir()) == ["manifest.json", "test.i16", "train.i16", "valid.i16"]
+    assert sorted(p.name for p in path.iterdir()) == ["manifest.json", "sha256-cache.json", "test.i16",
+                                                      "train.i16", "valid.i16"]
     assert manifest(path)["splits"] == manifest(clean)["splits"]
 
 
 def test_preparation_cut_just_before_the_manifest_finishes_on_rerun(tmp_path, monkeypatch):
     root = make_long_folder(tmp_path / "corpus")
     clean = prepare_folder(root, tmp_path / "clean")
-    real = speech_prepare._write_atomic
+    real = speech_prepare.write_json
 
-    def killed_at_manifest(path, data):
+    def killed_at_manifest(path, value, **dump):
         if path.name == "manifest.json":
             raise KeyboardInterrupt
-        real(path, data)
-    monkeypatch.setattr(speech_prepare, "_write_atomic", killed_at_manifest)
+        return real(path, value, **dump)
+    monkeypatch.setattr(speech_prepare, "write_json", killed_at_manifest)
     with pytest.raises(KeyboardInterrupt):
         prepare_folder(root, tmp_path / "out")
-    monkeypatch.setattr(speech_prepare, "_write_atomic", real)
+    monkeypatch.setattr(speech_prepare, "write_json", real)
     monkeypatch.setattr(speech_prepare, "read_audio", None)     # nothing may be decoded again
     path = prepare_folder(root, tmp_path / "out")
     assert manifest(path)["splits"] == manifest(clean)["splits"]

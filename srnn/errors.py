@@ -8,6 +8,7 @@ shows it for user errors too.
 """
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 import sys
@@ -19,6 +20,13 @@ class UserError(Exception):
 
 
 EXIT_USER, EXIT_INTERRUPTED = 2, 130
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with a wrong argument raised as a UserError (one line, like every other)."""
+
+    def error(self, message: str):
+        raise UserError(f"{message} (see {self.prog} --help)")
 
 
 def command_line(main: Callable[[list[str]], int | None]) -> Callable[[list[str] | None], int]:
@@ -38,17 +46,27 @@ def command_line(main: Callable[[list[str]], int | None]) -> Callable[[list[str]
         except KeyboardInterrupt:
             if debug:
                 raise
+            _clear_progress_line()
             print("interrupted: run the same command again to resume from the last checkpoint",
                   file=sys.stderr)
             raise SystemExit(EXIT_INTERRUPTED) from None
         except (UserError, OSError) as err:
             if debug or (isinstance(err, OSError) and not _environmental(err)):
                 raise
+            _clear_progress_line()
             print(f"error: {describe(err)}", file=sys.stderr)
             raise SystemExit(EXIT_USER) from None
 
     run.__doc__, run.__wrapped__ = main.__doc__, main
     return run
+
+
+def _clear_progress_line() -> None:
+    """Start the message on a line of its own where a progress bar is being drawn."""
+    from tqdm import tqdm
+
+    if getattr(tqdm, "_instances", None):
+        print("\r\033[K" if sys.stderr.isatty() else "\n", end="", file=sys.stderr)
 
 
 def _environmental(err: OSError) -> bool:

@@ -32,7 +32,7 @@ import torch
 
 from .checkpoint import CheckpointError, check_identity, load_checkpoint, model_from
 from .config import Config, preset
-from .errors import UserError, command_line
+from .errors import ArgumentParser, UserError, command_line
 from .evaluate import evaluate
 from .files import read_json, write_atomic, write_json
 from .results import load_run, provenance, run_name, write_run
@@ -218,7 +218,7 @@ def default_run_id(domain: str, data, preset_name: str, variant: str, name: str 
 
 @command_line
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m srnn.experiment", description=__doc__,
+    p = ArgumentParser(prog="python -m srnn.experiment", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("domain", choices=["music", "speech"])
     p.add_argument("--dataset", choices=["jsb", "nottingham", "muse", "piano"], help="music: the data set")

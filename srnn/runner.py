@@ -29,14 +29,13 @@ executed pages are missing or come from different profiles.
 """
 from __future__ import annotations
 
-import argparse
 import ast
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError, command_line
+from .errors import ArgumentParser, UserError, command_line
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -260,7 +259,7 @@ def setup(app):
 
 @command_line
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m srnn.runner", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m srnn.runner", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", required=True, help=f"one of {list(PROFILES)}")
     parser.add_argument("--device", default="cpu", help="torch device for the notebooks that train (cpu, cuda)")
     parser.add_argument("--pages", nargs="+", help="run only these pages (default: all of _toc.yml)")

@@ -34,7 +34,6 @@ preparing did to some files (resampled, clipped, cancelled channels, skipped) is
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import warnings
 from collections.abc import Sequence
@@ -46,7 +45,7 @@ import torch
 
 from srnn.audio import INT16_SCALE, write_wav
 from srnn.batching import Batch, ChunkBatches, pad_sequences, shifted_input
-from srnn.errors import command_line
+from srnn.errors import ArgumentParser, command_line
 from srnn.files import read_json
 from srnn.speech_corpora import blizzard, folder, sample, timit
 from srnn.speech_prepare import FORMAT_VERSION, SHA256_CACHE, PreparationError, prepare, sha256_cached
@@ -247,7 +246,7 @@ def _verify(path: Path, manifest: dict) -> None:
 @command_line
 def main(argv: list[str]) -> None:
     """Prepare a corpus from the shell and print its folder; see the module's docstring."""
-    p = argparse.ArgumentParser(prog="python -m srnn.speech", description="Prepare a speech corpus once.")
+    p = ArgumentParser(prog="python -m srnn.speech", description="Prepare a speech corpus once.")
     p.add_argument("corpus", choices=["timit", "blizzard", "folder", "sample"])
     p.add_argument("source", nargs="?", help="the corpus folder (not for 'sample')")
     p.add_argument("--out", default="runs/data", help="where prepared folders go (default: runs/data)")

@@ -10,6 +10,7 @@ near silence).
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
@@ -19,6 +20,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from .errors import UserError
+from .files import write_atomic
 
 SAMPLE_RATE = 16000          # Hz, TIMIT and Blizzard as the paper used them
 INT16_SCALE = 32768.0        # float samples in [-1, 1) <-> 16-bit PCM
@@ -88,12 +90,11 @@ def to_int16(samples: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
-    """Write mono float samples as a 16-bit PCM WAV file (clipped to [-1, 1])."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write mono float samples as a 16-bit PCM WAV file (clipped to [-1, 1]), atomically."""
     pcm, _ = to_int16(np.ravel(samples))
-    sf.write(str(path), pcm, sample_rate, format="WAV", subtype="PCM_16")
-    return path
+    buffer = io.BytesIO()
+    sf.write(buffer, pcm, sample_rate, format="WAV", subtype="PCM_16")
+    return write_atomic(path, buffer.getvalue())
 
 
 def _rms(samples: np.ndarray) -> np.ndarray:

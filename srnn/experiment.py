@@ -145,7 +145,8 @@ def _log_start(run_dir: Path, origin: dict) -> list[dict]:
 def music_samples(model, folder: Path, pieces: int = 4, steps: int = 64, seconds: float = 0.25) -> list[Path]:
     """Piano rolls sampled from p: ``rolls.npz``, one MIDI file each, and the first
     rendered to a short WAV clip by the simple synthesizer of :mod:`srnn.midi`."""
-    from .midi import synthesize, write_midi, write_wav
+    from .audio import write_wav
+    from .midi import synthesize, write_midi
     folder.mkdir(parents=True, exist_ok=True)
     rolls = model.generate(steps, batch_size=pieces).cpu().numpy().astype(np.uint8)
     paths, buffer = [folder / "rolls.npz"], io.BytesIO()

@@ -11,7 +11,6 @@ import struct
 from pathlib import Path
 
 import numpy as np
-import soundfile
 
 from .files import write_atomic
 
@@ -94,13 +93,3 @@ def synthesize(roll, step_seconds: float = 0.25, sample_rate: int = 16000, harmo
         audio[first:first + len(piece)] += piece
     peak = np.abs(audio).max(initial=0.0)
     return (audio * (0.9 / peak) if peak > 0 else audio).astype(np.float32)
-
-
-def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = 16000) -> Path:
-    """Write a mono waveform in [-1, 1] as 16-bit PCM WAV."""
-    audio = np.asarray(audio, np.float32)
-    if audio.ndim != 1 or not np.isfinite(audio).all() or np.abs(audio).max(initial=0.0) > 1:
-        raise ValueError("audio must be a 1-D finite waveform within [-1, 1]")
-    path = Path(path)
-    soundfile.write(path, audio, sample_rate, subtype="PCM_16")
-    return path

@@ -230,9 +230,9 @@ SCENARIOS = [
 
 
 def clone(into: Path) -> Path:
-    """A clean clone of the committed code, with the data caches of this checkout linked."""
+    """A clean clone of the committed code (the data caches under ~/.cache/srnn are shared)."""
     repo = into / "repo"
-    subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(repo)], check=True)
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
     return repo
 
 

@@ -279,3 +279,35 @@ def test_a_page_says_when_a_record_is_not_the_papers_settings():
     assert "Not the paper's settings** (preset 'tiny')" in run_summary({**base, "config": preset("tiny").to_dict()})
     assert "Not the paper's" not in run_summary({**base, "config": preset("timit").to_dict()})
     assert "(epochs=3)" in run_summary({**base, "config": preset("timit", epochs=3).to_dict()})
+
+
+def test_a_multi_line_message_is_printed_as_one_line(capsys):
+    from srnn.registry import DataError
+
+    @command_line
+    def offline(argv):
+        raise DataError("could not get the data file 'x'.\n  https://a: download failed\nIf you have this file ...")
+
+    with pytest.raises(SystemExit):
+        offline([])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: could not get the data file 'x'.   https://a")
+
+
+def test_a_download_says_where_it_waits(tmp_path, monkeypatch, capsys):
+    from srnn import registry
+    monkeypatch.setattr(registry, "_download", lambda url, entry, path, timeout: "download failed (timed out)")
+    with pytest.raises(registry.DataError):
+        registry.fetch("nottingham_raw_batchsize16_seqlen100.npz", cache=tmp_path)
+    assert "(waiting up to 60 s for an answer)" in capsys.readouterr().err
+
+
+def test_the_commands_examples_use_only_real_options_and_fields():
+    """The examples in `python -m srnn.experiment --help` (its docstring) parse, and every
+    FIELD=VALUE they set is a config field with a valid value."""
+    examples = [line.split()[3:] for line in experiment.__doc__.splitlines() if "python -m srnn.experiment" in line]
+    assert len(examples) >= 3
+    for argv in examples:
+        fields = argv[argv.index("--set") + 1:] if "--set" in argv else []
+        preset("music", **{k: json.loads(v) for k, v in (f.split("=") for f in fields)})
+        assert not any(a.startswith("--epochs") for a in argv)

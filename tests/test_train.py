@@ -120,7 +120,7 @@ def test_checkpoint_round_trip_and_bad_checkpoints(tmp_path):
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     cfg, train_data, valid = toy_run()
-    with pytest.raises(NonFiniteLossError, match="became nan at epoch 2, update 2"):
+    with pytest.raises(NonFiniteLossError, match=r"became nan at epoch 2, update 2 .* start a new run .*--name"):
         train(cfg, KilledAt(train_data, epoch=1, batch=1, error=None), valid, tmp_path, progress=False)
     ck = load_checkpoint(tmp_path / "last.pt")
     assert ck["position"]["epoch"] == 1 and len(ck["history"]) == 1

@@ -1,7 +1,7 @@
 # The two README commands: `make book` and `make test`. Both create .venv on first use.
 PY := .venv/bin/python
 PROFILE ?= smoke
-DEVICE ?= cpu
+DEVICE ?= auto
 
 .venv/done: pyproject.toml constraints.txt
 	python3 -m venv .venv

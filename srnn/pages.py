@@ -52,7 +52,7 @@ def missing_run(title: str, domain: str, run_id: str, page: str, corpus_env: str
     env = f"{corpus_env}=/path/to/the/corpus " if corpus_env else ""
     return (f"**No committed run yet** for {title}: `{COMMITTED}/{domain}/{run_id}/run.json` does not "
             f"exist. To make it, run on a GPU box\n\n"
-            f"```bash\n{env}python -m srnn.runner --profile paper --device cuda --pages {page}\n```\n\n"
+            f"```bash\n{env}python -m srnn.runner --profile paper --pages {page}\n```\n\n"
             f"and commit `{COMMITTED}/{domain}/{run_id}/`.")
 
 

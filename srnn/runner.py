@@ -1,7 +1,7 @@
 """Execute the book's notebooks as one batch with papermill: step 1 of ``make book``.
 
-    python -m srnn.runner --profile smoke --device cpu     # tiny settings, minutes on a CPU
-    python -m srnn.runner --profile paper --device cuda    # the paper's settings, a GPU box
+    python -m srnn.runner --profile smoke     # tiny settings, minutes on a CPU
+    python -m srnn.runner --profile paper     # the paper's settings, on the GPU when there is one
 
 The notebooks are jupytext percent-format sources, ``book/notebooks/<notebook>.py``,
 each with one cell tagged ``parameters``. A page of the book that runs code is a file
@@ -44,7 +44,7 @@ EXECUTED = BOOK / "executed"
 # committed records under results/ that the Results page reads.
 PROFILES = {"smoke": "{runs_dir}/results", "paper": "results"}
 PAGE_KEYS = {"notebook", "title", "parameters", *PROFILES}
-RERUN = "python -m srnn.runner --profile smoke --device cpu"
+RERUN = "python -m srnn.runner --profile smoke"
 
 
 def shown(path: Path) -> str:
@@ -261,7 +261,8 @@ def setup(app):
 def main(argv: list[str]) -> int:
     parser = ArgumentParser(prog="python -m srnn.runner", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", required=True, help=f"one of {list(PROFILES)}")
-    parser.add_argument("--device", default="cpu", help="torch device for the notebooks that train (cpu, cuda)")
+    parser.add_argument("--device", default="auto",
+                        help="torch device of the notebooks that train: auto (the GPU when there is one), cpu, cuda")
     parser.add_argument("--pages", nargs="+", help="run only these pages (default: all of _toc.yml)")
     parser.add_argument("--runs-dir", type=Path, help="where the notebooks write their runs (default: runs/<profile>)")
     args = parser.parse_args(argv)

@@ -22,7 +22,7 @@
 # %% tags=["parameters"]
 profile = "smoke"
 page = "annealing"
-device = "cpu"
+device = "auto"
 runs_dir = "runs/smoke"
 results_dir = "results"
 dataset = "jsb"                 # a music set, the authors' arrays

@@ -24,7 +24,7 @@
 # %% tags=["parameters"]
 profile = "smoke"
 page = "training_jsb"          # the runner's name of this page
-device = "cpu"
+device = "auto"
 runs_dir = "runs/smoke"        # checkpoints
 results_dir = "results"        # where records go
 data_name = "JSB Chorales"     # the data set in the text

@@ -20,7 +20,7 @@
 # %% tags=["parameters"]
 profile = "smoke"
 page = "variants"
-device = "cpu"
+device = "auto"
 runs_dir = "runs/smoke"
 results_dir = "results"
 domain = "music"

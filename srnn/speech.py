@@ -210,9 +210,12 @@ def load_prepared(path: str | Path, batch_size: int, window: int = 40, seed: int
 
 def _read_manifest(path: Path) -> dict:
     file = path / "manifest.json"
+    again = "prepare the corpus with python -m srnn.speech (it prints the folder to give)"
+    if not path.is_dir():
+        raise PreparationError(f"the prepared folder {path} does not exist: {again}")
     if not file.is_file():
         raise PreparationError(f"{path} holds no manifest.json: it is not a prepared speech folder, or its "
-                               f"preparation did not finish; run the srnn.speech.prepare_* call again")
+                               f"preparation did not finish: {again}")
     manifest = read_json(file, fix=f"delete {path} and prepare again")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise PreparationError(f"{file} has format {manifest.get('format_version')}, this code reads "

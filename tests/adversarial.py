@@ -138,7 +138,7 @@ SCENARIOS = [
              "error: argument --dataset: invalid choice: 'bach'"),
     Scenario("no-prepared", "speech without --prepared", one("speech"), "error: speech runs need --prepared FOLDER"),
     Scenario("missing-prepared", "--prepared names no folder", one("speech", "--prepared", "nowhere"),
-             "nowhere"),
+             "error: the prepared folder nowhere does not exist"),
     Scenario("not-prepared", "--prepared names a folder that is not prepared data",
              one("speech", "--prepared", "srnn"), "holds no manifest.json"),
     Scenario("no-gpu", "device=cuda on a machine without one", jsb_tiny("device=cuda"),

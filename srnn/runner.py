@@ -68,8 +68,6 @@ class Page:
 
 def toc_pages(toc: Path) -> list[str]:
     """The executed pages ``_toc.yml`` lists (``file: executed/<page>``), in reading order."""
-    import yaml
-
     found: list[str] = []
 
     def walk(node):

@@ -72,6 +72,9 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
     origin = provenance(device, allow_dirty=allow_dirty or profile != "paper")
     run_dir = Path(runs_root) / run_id
     folder = Path(results_root) / domain / run_id
+    folder.parent.mkdir(parents=True, exist_ok=True)     # a results folder that cannot be made fails now,
+    if not os.access(folder.parent, os.W_OK):            # not after hours of training
+        raise ExperimentError(f"cannot write to the results folder {folder.parent}: choose another --results")
     if (folder / "run.json").is_file():
         check_identity(load_run(folder / "run.json"), cfg, data.fingerprint, folder / "run.json", "record this run")
     starts = _log_start(run_dir, origin)

@@ -3,8 +3,8 @@
 Everything goes through libsndfile (the ``soundfile`` package), which recognises a file
 by its header, not its name: WAV/RIFF, FLAC, MP3, OGG and NIST SPHERE (the TIMIT
 ``.WAV`` files) all read the same way. The experiments want 16 kHz mono, so several
-channels are averaged into one and other rates are resampled with a polyphase filter
-(``scipy.signal.resample_poly``); :class:`Audio` says which of the two happened, and
+channels are averaged into one and other rates are resampled by libsoxr (the ``soxr``
+package, very high quality); :class:`Audio` says which of the two happened, and
 whether averaging the channels cancelled them out (stereo channels in anti-phase average to
 near silence).
 """
@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from math import gcd
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
+import soxr
 
 from .errors import UserError
 from .files import write_atomic
@@ -73,13 +72,16 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> Audio:
     return Audio(resample(mono, rate, sample_rate), sample_rate, rate, channels, ratio)
 
 
+RESAMPLER = "soxr VHQ"      # named in a prepared folder's settings: another resampler, another folder
+
+
 def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """Polyphase resampling from ``rate`` to ``target`` Hz (e.g. 44.1 kHz -> 16 kHz is
-    up 160, down 441); float32 out, unchanged when the rates agree."""
+    """Resampling from ``rate`` to ``target`` Hz by libsoxr at its very high quality
+    (what leaks through from above the new Nyquist frequency stays far below the 16-bit
+    floor the data is stored at); float32 out, unchanged when the rates agree."""
     if rate == target:
         return np.ascontiguousarray(samples, dtype=np.float32)
-    g = gcd(int(rate), int(target))
-    return resample_poly(samples, target // g, rate // g).astype(np.float32)
+    return soxr.resample(np.asarray(samples, dtype=np.float32), rate, target, quality="VHQ").astype(np.float32)
 
 
 def to_int16(samples: np.ndarray) -> tuple[np.ndarray, int]:

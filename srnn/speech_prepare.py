@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from srnn.audio import CANCELLED_BELOW, INT16_SCALE, SAMPLE_RATE, AudioError, read_audio, to_int16
+from srnn.audio import CANCELLED_BELOW, INT16_SCALE, RESAMPLER, SAMPLE_RATE, AudioError, read_audio, to_int16
 from srnn.registry import sha256_of
 from srnn.speech_corpora import Corpus, Recording
 
@@ -96,7 +96,8 @@ def prepare(corpus: Corpus, out_root: str | Path, chunk_seconds: float = 2.0,
     sources = sha256_cached([corpus.root / r.path for r in corpus.recordings], out_root / SHA256_CACHE,
                             desc=f"hashing {corpus.name}")
     settings = {
-        "corpus": corpus.name, "sample_rate": SAMPLE_RATE, "samples_per_step": SAMPLES_PER_STEP,
+        "corpus": corpus.name, "sample_rate": SAMPLE_RATE, "resampler": RESAMPLER,
+        "samples_per_step": SAMPLES_PER_STEP,
         "chunk_steps": round(chunk_seconds * SAMPLE_RATE / SAMPLES_PER_STEP),
         "permute_seed": permute_seed, "split_rule": corpus.split_rule,
         "recordings": [[r.key, r.split, sha256] for r, sha256 in zip(corpus.recordings, sources)],

@@ -56,6 +56,19 @@ def test_resample_keeps_length_ratio_and_identity():
     np.testing.assert_array_equal(resample(x, 16000, 16000), x)
 
 
+def test_resampling_keeps_what_lies_above_the_new_nyquist_frequency_below_the_16_bit_floor():
+    """A 10 kHz tone at 44.1 kHz has no place at 16 kHz (Nyquist 8 kHz): what leaks through,
+    relative to a full-scale 1 kHz tone, must stay below 16-bit quantization (-98 dB);
+    scipy's resample_poly let -57 dB through."""
+    t = np.arange(2 * 44100) / 44100
+    def level(x):
+        x = x[2000:-2000].astype(np.float64)
+        return np.abs(np.fft.rfft(x * np.hanning(len(x)))).max()
+    leak = level(resample(np.sin(2 * np.pi * 10000 * t).astype(np.float32), 44100, 16000))
+    kept = level(resample(np.sin(2 * np.pi * 1000 * t).astype(np.float32), 44100, 16000))
+    assert 20 * np.log10(leak / kept) < -98
+
+
 def test_to_int16_counts_clipping_and_write_wav_round_trips(tmp_path):
     pcm, clipped = to_int16(np.array([0.0, 0.5, -1.0, 1.0, 2.0, -3.0]))
     assert list(pcm) == [0, 16384, -32768, 32767, 32767, -32768] and clipped == 3

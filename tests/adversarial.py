@@ -2,6 +2,7 @@
 
     python tests/adversarial.py              # every scenario; a markdown table, exit 1 if one fails
     python tests/adversarial.py --only best  # the scenarios whose name contains 'best'
+    python tests/adversarial.py --at d4ecf78 # the same scenarios against an older commit
 
 Each scenario runs the project's own command lines in a clean clone of the committed
 code (a temporary folder; the working tree is never touched), breaks one thing, and
@@ -229,10 +230,11 @@ SCENARIOS = [
 ]
 
 
-def clone(into: Path) -> Path:
+def clone(into: Path, commit: str) -> Path:
     """A clean clone of the committed code (the data caches under ~/.cache/srnn are shared)."""
     repo = into / "repo"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "checkout", "-q", commit], check=True)
     return repo
 
 
@@ -255,13 +257,14 @@ def judge(s: Scenario, done: list[subprocess.CompletedProcess]) -> tuple[str, st
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="run the scenarios whose name contains this")
+    parser.add_argument("--at", default="HEAD", help="the commit to try (default: HEAD)")
     args = parser.parse_args()
     chosen = [s for s in SCENARIOS if args.only in s.name]
     failed = 0
     print("| # | scenario | exit | what the user sees (last line) | ok |\n|---|---|---|---|---|")
     for i, s in enumerate(chosen, start=1):
         with tempfile.TemporaryDirectory() as tmp:
-            repo = clone(Path(tmp))
+            repo = clone(Path(tmp), args.at)
             code, line, ok = judge(s, s.run(repo))
         failed += not ok
         print(f"| {i} | {s.what} | {code} | `{line[:160]}` | {'yes' if ok else '**NO**'} |", flush=True)

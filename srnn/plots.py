@@ -17,13 +17,9 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence], caption: st
     """A MyST ``{table}`` with a caption and a label, displayed as markdown output."""
     from IPython.display import Markdown
 
-    if any(len(r) != len(headers) for r in rows):
-        raise ValueError(f"every row of table {name!r} needs {len(headers)} cells")
-    lines = [f"```{{table}} {caption}", f":name: {name}", "",
-             "| " + " | ".join(map(str, headers)) + " |",
-             "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return Markdown("\n".join(lines + ["```"]))
+    from .report import pipe_table
+
+    return Markdown("\n".join([f"```{{table}} {caption}", f":name: {name}", "", *pipe_table(headers, rows), "```"]))
 
 
 def training_curves(history: list[dict], title: str = ""):

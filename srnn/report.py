@@ -11,6 +11,26 @@ from .results import MUSIC_NAMES, PAPER_MUSIC, run_name
 NO_RUN = "no run yet"
 
 
+def pipe_table(headers, rows) -> list[str]:
+    """The lines of a markdown pipe table."""
+    if any(len(r) != len(headers) for r in rows):
+        raise ValueError(f"every row needs {len(headers)} cells")
+    return (["| " + " | ".join(map(str, headers)) + " |", "|" + "---|" * len(headers)]
+            + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
+
+
+def where_we_stand(runs: list[dict]) -> str:
+    """Markdown for results/README.md: Table 2, the chosen setting of each set with its
+    seeds, and where we still fall short (``python -m srnn.results --markdown``)."""
+    headers, rows = table_2(runs)
+    _, _, lines = chosen_table(runs)
+    short = shortfalls(runs)
+    return "\n".join(["Table 2, main runs (the paper's settings and seed, the original code's protocol):", "",
+                      *pipe_table(headers, rows), "", "Chosen on validation, with its seeds:", "", *lines, "",
+                      "Below the paper:" if short else "At or above the paper on every set.", *([""] + short
+                                                                                               if short else [])])
+
+
 def _num(value, digits: int = 3, sign: str = "") -> str:
     return NO_RUN if value is None else f"{value:{sign}.{digits}f}"
 

@@ -52,7 +52,7 @@ def departures(record: dict) -> list[str]:
         return [f"preset {cfg.name!r}"]
     make = preset if protocol(record) == "original" else first_protocol
     paper = make(cfg.name, inference=cfg.inference, resq=cfg.resq).to_dict()
-    return [f"{k}={v!r}" for k, v in cfg.to_dict().items() if k not in ("seed", "device") and paper[k] != v]
+    return [f"{k}={v}" for k, v in cfg.to_dict().items() if k not in ("seed", "device") and paper[k] != v]
 
 
 def device_kind(record: dict) -> str:
@@ -134,11 +134,7 @@ def chosen(runs: list[dict], dataset: str, form: str = "npz", variant: str = "sm
 
 def setting(record: dict) -> str:
     """What a run changes from the paper's settings of its protocol, e.g. 'batch_size=4'."""
-    cfg = Config.from_dict(record["config"])
-    make = preset if protocol(record) == "original" else first_protocol
-    base = make(cfg.name, inference=cfg.inference, resq=cfg.resq).to_dict()
-    changed = [f"{k}={v}" for k, v in cfg.to_dict().items() if base.get(k) != v and k not in ("seed", "device")]
-    return ", ".join(changed) or "the paper's settings"
+    return ", ".join(departures(record)) or "the paper's settings"
 
 
 def seed_spread(runs, dataset, form="npz", variant="smooth+Resq", proto="original") -> list[dict]:

@@ -210,3 +210,12 @@ def test_seeds_of_a_setting_are_found_across_config_fields_added_between_them(tm
     del older["config"]["drop_d"]                          # written before the field existed: it ran as 0
     write_run(tmp_path / "music" / older["id"], older, [])
     assert [r["seed"] for r in chosen(load_runs(tmp_path), "jsb")["seeds"]] == [123, 124]
+
+
+def test_results_readme_shows_where_we_stand_as_the_records_say():
+    from srnn.report import where_we_stand
+    from srnn.results import README, STAND, readme_with
+    text = README.read_text()
+    summary = where_we_stand(load_runs(README.parent))
+    assert readme_with(text, summary) == text, "results/README.md is stale: run python -m srnn.results --readme"
+    assert text.count(STAND[0]) == text.count(STAND[1]) == 1

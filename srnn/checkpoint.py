@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
+from .baselines import build_model
 from .config import Config
 from .errors import UserError
 from .files import write_atomic
-from .model import SRNN
 
 FORMAT = 1
 REQUIRED = ("format", "config", "model")
@@ -100,13 +100,13 @@ def check_identity(ckpt: dict, config: Config, data: dict, path: str | Path, wha
                           f"{Path(path).parent / 'config.json'})")
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> SRNN:
-    """The model stored in a checkpoint, in eval mode."""
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """The model stored in a checkpoint (SRNN or a baseline, as its config says), in eval mode."""
     return model_from(load_checkpoint(path), device)
 
 
-def model_from(ckpt: dict, device: str | torch.device = "cpu") -> SRNN:
-    """The model of a loaded checkpoint, in eval mode."""
-    model = SRNN(Config.from_dict(ckpt["config"]))
+def model_from(ckpt: dict, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """The model of a loaded checkpoint, of the class its config names, in eval mode."""
+    model = build_model(Config.from_dict(ckpt["config"]))
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval()

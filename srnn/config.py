@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields
 
 from .errors import UserError
 
+MODELS = ("srnn", "vrnn", "rnn")
+VRNN_PRIORS = ("learned", "standard")
 OUTPUTS = ("gaussian", "bernoulli")
 INFERENCES = ("smoothing", "filtering")
 KL_SCHEDULES = ("linear_update", "linear_epochs", "constant")
@@ -51,6 +53,7 @@ class Config:
     """Sizes follow the paper's names: d (deterministic GRU), z (latent), a (inference GRU)."""
 
     name: str = "custom"
+    model: str = "srnn"              # "srnn", or a baseline (srnn/baselines.py): "vrnn" or "rnn"
     # --- model (FACTS.md section 1) ---
     x_dim: int = 200                 # 200-sample audio frames or 88 piano keys
     output: str = "gaussian"         # p(x_t | z_t, d_t): "gaussian" (speech) or "bernoulli" (music)
@@ -71,6 +74,7 @@ class Config:
     init: str = "original"           # "original": every layer as the original code initializes it;
                                      # "stacked": Glorot-normal everywhere, each head's two hidden
                                      # layers drawn as one stacked matrix (this project until issue 10)
+    vrnn_prior: str = "learned"      # VRNN's p(z_t | h_{t-1}): "learned", or "standard" N(0, I) (VRNN-I)
     # --- training (FACTS.md section 2) ---
     batch_size: int = 64
     window: int = 40                 # truncated-BPTT steps per update (0.5 s of speech)
@@ -111,9 +115,10 @@ class Config:
             value = getattr(self, name)
             if value < low or (what == ">" and value == low):
                 raise ConfigError(f"config field {name!r} must be {what} {low}, got {value!r}")
-        for name, allowed in (("output", OUTPUTS), ("inference", INFERENCES),
-                              ("kl_schedule", KL_SCHEDULES), ("adam_eps_style", ADAM_EPS_STYLES),
-                              ("init", INITS), ("valid_state", VALID_STATES), ("test_pass", TEST_PASSES)):
+        for name, allowed in (("model", MODELS), ("vrnn_prior", VRNN_PRIORS), ("output", OUTPUTS),
+                              ("inference", INFERENCES), ("kl_schedule", KL_SCHEDULES),
+                              ("adam_eps_style", ADAM_EPS_STYLES), ("init", INITS), ("valid_state", VALID_STATES),
+                              ("test_pass", TEST_PASSES)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"config field {name!r} must be one of {allowed}, got {getattr(self, name)!r}")
         for name in ("drop_phi_u", "drop_phi_x", "drop_d", "drop_z"):
@@ -124,10 +129,27 @@ class Config:
             raise ConfigError(f"max_epochs ({self.max_epochs}) must be at least epochs ({self.epochs})")
         if self.kl_start > 1:
             raise ConfigError(f"config field 'kl_start' is a KL weight in [0, 1], got {self.kl_start!r}")
+        self._check_model_options()
+
+    def _check_model_options(self):
+        """Options that only one model has are refused on the others, rather than ignored."""
+        if self.model != "vrnn" and self.vrnn_prior != "learned":
+            raise ConfigError(f"config field 'vrnn_prior' is an option of model 'vrnn', not of {self.model!r}")
+        if self.model == "srnn":
+            return
+        srnn_only = {"inference": "smoothing", "resq": True, "drop_phi_u": 0.0, "drop_phi_x": 0.0,
+                     "drop_d": 0.0, "drop_z": 0.0}
+        changed = [f"{k}={getattr(self, k)!r}" for k, v in srnn_only.items() if getattr(self, k) != v]
+        if changed:
+            raise ConfigError(f"model {self.model!r} has no SRNN variants or dropout options: {', '.join(changed)} "
+                              f"is SRNN's (leave the variant at smooth+Resq and the dropouts at 0)")
 
     @property
     def variant(self) -> str:
-        """The paper's name for the model variant, e.g. 'smooth+Resq'."""
+        """The paper's name for the model variant, e.g. 'smooth+Resq'; a baseline's name ('VRNN',
+        'VRNN-I' for the standard normal prior, 'RNN') for the other models."""
+        if self.model != "srnn":
+            return {"vrnn": "VRNN-I" if self.vrnn_prior == "standard" else "VRNN", "rnn": "RNN"}[self.model]
         return ("smooth" if self.inference == "smoothing" else "filt") + ("+Resq" if self.resq else "")
 
     def replace(self, **overrides) -> "Config":
@@ -185,9 +207,21 @@ PRESETS: dict[str, dict] = {
 }
 
 
+# The baselines (srnn/baselines.py): every setting of their domain's SRNN preset but the
+# GRU's width, chosen so that the parameter count is that of SRNN smooth+Resq within 0.3%
+# (tests/test_baselines.py prints the counts). VRNN-I is a VRNN preset with
+# vrnn_prior="standard": without the prior's networks it has 8-12% fewer weights.
+BASELINE_WIDTHS = {("vrnn", "music"): 300, ("rnn", "music"): 707, ("vrnn", "timit"): 1483, ("rnn", "timit"): 2021,
+                   ("vrnn", "blizzard"): 2929, ("rnn", "blizzard"): 3957,
+                   ("vrnn", "speech_small"): 79, ("rnn", "speech_small"): 137}
+BASELINES: dict[str, dict] = {f"{model}_{domain}": {**PRESETS[domain], "model": model, "d_dim": d_dim}
+                              for (model, domain), d_dim in BASELINE_WIDTHS.items()}
+
+
 def preset(name: str, **overrides) -> Config:
-    """The named preset (see PRESETS) with keyword overrides."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    """The named preset (see PRESETS and BASELINES) with keyword overrides."""
+    known = {**PRESETS, **BASELINES}
+    if name not in known:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(known)}")
     _check_names(overrides)
-    return Config(**{"name": name, **PRESETS[name], **overrides})
+    return Config(**{"name": name, **known[name], **overrides})

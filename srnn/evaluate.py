@@ -17,12 +17,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .batching import Batch
-from .model import SRNN
 from .objective import importance_weighted
 
 
 @torch.no_grad()
-def evaluate(model: SRNN, batches: Iterable[Batch], samples: int = 1, sample_chunk: int = 32,
+def evaluate(model: torch.nn.Module, batches: Iterable[Batch], samples: int = 1, sample_chunk: int = 32,
              max_row_steps: int = 2 ** 16, progress: bool = False, desc: str = "evaluate") -> dict:
     """Metrics over all sequences in ``batches``; with ``samples`` = K > 1 also the
     importance-weighted bound with K samples, evaluated ``sample_chunk`` samples at a time,
@@ -41,7 +40,7 @@ def _evaluate(model, batches, samples, sample_chunk, max_row_steps, progress, de
     device = next(model.parameters()).device
     done = {"ll": [], "kl": [], "log_w": [], "length": []}
     run, groups, states = None, [], []
-    kl_dim = torch.zeros(model.cfg.z_dim, device=device, dtype=torch.float64)
+    kl_dim = torch.zeros((), device=device, dtype=torch.float64)    # + each (z_dim,) sum; the RNN's z_dim is 0
 
     def flush():
         if run is not None:
@@ -65,7 +64,7 @@ def _evaluate(model, batches, samples, sample_chunk, max_row_steps, progress, de
             states[g] = out.state
             run["ll"] += out.ll.sum(1).view(k, B).sum(0) / samples
             run["kl"] += out.kl.sum(1).view(k, B).sum(0) / samples
-            kl_dim += out.kl_dim.sum((0, 1)).double() / samples
+            kl_dim = kl_dim + out.kl_dim.sum((0, 1)).double() / samples
             log_w.append(out.log_w.sum(1).view(k, B))
         run["log_w"] += torch.cat(log_w)
         run["length"] += batch.mask.sum(1)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .batching import shifted_input
-from .config import Config
+from .config import Config, ConfigError
 
 VAR_FLOOR = 1e-6       # var = exp(logvar) + 1e-6 for prior and posterior (original code)
 BERNOULLI_EPS = 1e-7   # log(p + eps), log(1 - p + eps) (original code)
@@ -75,18 +75,20 @@ class MLP(nn.Module):
 class GaussianHead(nn.Module):
     """N(mu, var) over z_t from [c_t, z_{t-1}]: one one-hidden-layer MLP for mu and one for
     log var. c_t is d_t for the prior p(z_t | z_{t-1}, d_t) and a_t for the posterior
-    q(z_t | z_{t-1}, a_t). The two hidden layers are stored side by side in ``hidden``."""
+    q(z_t | z_{t-1}, a_t). The two hidden layers are stored side by side in ``hidden``.
+    ``prev_dim``: the size of the input that changes inside the loop, z_{t-1} unless given
+    (the VRNN's heads read h_{t-1} there, or nothing)."""
 
-    def __init__(self, c_dim: int, z_dim: int, hidden: int):
+    def __init__(self, c_dim: int, z_dim: int, hidden: int, prev_dim: int | None = None):
         super().__init__()
         self.c_dim, self.n = c_dim, hidden
-        self.hidden = nn.Linear(c_dim + z_dim, 2 * hidden)
+        self.hidden = nn.Linear(c_dim + (z_dim if prev_dim is None else prev_dim), 2 * hidden)
         self.mu = nn.Linear(hidden, z_dim)
         self.logvar = nn.Linear(hidden, z_dim)
 
-    def forward(self, c, z_prev):
-        """Plain form: (mu, logvar) from the concatenation [c, z_prev]."""
-        return self.from_hidden(act(self.hidden(torch.cat([c, z_prev], -1))))
+    def forward(self, *inputs):
+        """Plain form: (mu, logvar) from the concatenation of the inputs, [c, z_prev]."""
+        return self.from_hidden(act(self.hidden(torch.cat(inputs, -1))))
 
     def c_part(self, c):
         """The c-dependent part of the hidden pre-activation, for all steps at once."""
@@ -105,16 +107,18 @@ class GaussianHead(nn.Module):
 
 class Emission(nn.Module):
     """p(x_t | z_t, d_t): an MLP on [d_t, z_t], then Bernoulli logits (music) or a
-    factorized Gaussian with linear mean and linear log-variance (speech)."""
+    factorized Gaussian with linear mean and linear log-variance (speech). ``in_dim``: the
+    size of the concatenated inputs when they are not [d_t, z_t] (the baselines')."""
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, in_dim: int | None = None):
         super().__init__()
         self.gaussian = cfg.output == "gaussian"
-        self.mlp = MLP(cfg.d_dim + cfg.z_dim, cfg.mlp_dim, cfg.emission_layers)
+        self.mlp = MLP(cfg.d_dim + cfg.z_dim if in_dim is None else in_dim, cfg.mlp_dim, cfg.emission_layers)
         self.out = nn.Linear(self.mlp.out_dim, cfg.x_dim * (2 if self.gaussian else 1))
 
-    def forward(self, d, z):
-        return self.out(self.mlp(torch.cat([d, z], -1)))
+    def forward(self, *inputs):
+        """The output layer's parameters from the concatenated inputs, [d_t, z_t] for SRNN."""
+        return self.out(self.mlp(torch.cat(inputs, -1)))
 
     def log_prob(self, params, x):
         if self.gaussian:
@@ -148,6 +152,7 @@ class Output:
 
     ll = log p(x_t | z_t, d_t); kl = KL(q(z_t | z_{t-1}, a_t) || p(z_t | z_{t-1}, d_t));
     log_w = ll + log p(z_t | .) - log q(z_t | .) at the sampled z_t (for importance weights).
+    Every model returns one (the baselines with their own densities and state type).
     """
 
     ll: torch.Tensor
@@ -155,7 +160,96 @@ class Output:
     log_w: torch.Tensor
     kl_dim: torch.Tensor    # (K*B, T, z_dim): the KL per latent dimension
     z: torch.Tensor         # (K*B, T, z_dim): the posterior sample path
-    state: State
+    state: State            # the model's own state type (``model.state_type``)
+
+
+def latent_output(ll, z_seq, mu_q, logvar_q, mu_p, logvar_p, m_k, state) -> Output:
+    """The Output of a model with one Gaussian latent z_t per step, from ll (K*B, T), the
+    sample path and the posterior's and prior's parameters (K*B, T, z_dim) and the mask."""
+    kl_dim = gaussian_kl(mu_q, logvar_q, mu_p, logvar_p) * m_k[..., None]
+    log_w = ll + floored_log_prob(z_seq, mu_p, logvar_p) - floored_log_prob(z_seq, mu_q, logvar_q)
+    return Output(ll=ll * m_k, kl=kl_dim.sum(-1), log_w=log_w * m_k, kl_dim=kl_dim, z=z_seq, state=state)
+
+
+def initialize(model: nn.Module, normal=()) -> None:
+    """Every model's initialization (see ``SRNN.reset_parameters``): Glorot-normal for the
+    modules in ``normal``, Glorot-uniform for the other dense weights. The layers stored side
+    by side (a head's two hidden layers, a Gaussian emission's mean and log-variance) are each
+    drawn on their own shape; the last layers of every head and emission are the small ones."""
+    normal = {id(p) for m in normal if m is not None for p in m.parameters()}
+    heads = [m for m in model.modules() if isinstance(m, GaussianHead)]
+    emissions = [m for m in model.modules() if isinstance(m, Emission)]
+    side_by_side = {id(m.hidden.weight): 2 for m in heads}
+    side_by_side.update({id(m.out.weight): 2 for m in emissions if m.gaussian})
+    for name, p in model.named_parameters():
+        if name.endswith("bias") or "bias_" in name:
+            nn.init.zeros_(p)
+        elif "gru" in name:
+            for gate in p.data.chunk(3, 0):
+                nn.init.orthogonal_(gate)
+        elif model.cfg.init == "stacked":
+            nn.init.xavier_normal_(p)
+        else:
+            glorot = nn.init.xavier_normal_ if id(p) in normal else nn.init.xavier_uniform_
+            for layer in p.data.chunk(side_by_side.get(id(p), 1), 0):
+                glorot(layer)
+    if model.cfg.small_last_init:
+        for layer in [layer for m in heads for layer in (m.mu, m.logvar)] + [m.out for m in emissions]:
+            nn.init.uniform_(layer.weight, -1e-3, 1e-3)
+
+
+def lasagne_grus(model: nn.Module, cfg: Config) -> None:
+    """Lasagne's GRU: r * (W_hn h), no b_hn inside the reset gate: the hidden-side biases of
+    the modules named gru_* stay zero (not trained) unless ``gru_hidden_bias``."""
+    if not cfg.gru_hidden_bias:
+        for name, p in model.named_parameters():
+            if name.startswith("gru_") and "bias_hh" in name:
+                p.requires_grad_(False)
+
+
+def check_model(cfg: Config, name: str) -> None:
+    if cfg.model != name:
+        raise ConfigError(f"a config of model {cfg.model!r} cannot build {name!r}: use srnn.baselines.build_model")
+
+
+def check_inputs(model: nn.Module, x, u, mask, state, samples: int, noise, z_dim: int) -> tuple[int, int]:
+    """(B, T) of inputs that ``model.forward`` accepts; a clear error for anything else.
+    ``z_dim``: the size of the latent noise per step (0 for a model without one)."""
+    cfg = model.cfg
+    if not (torch.is_tensor(x) and torch.is_tensor(u)) or x.dim() != 3 or x.shape != u.shape:
+        raise ValueError(f"x and u must be tensors of one shape (batch, steps, {cfg.x_dim}); "
+                         f"got {getattr(x, 'shape', type(x))} and {getattr(u, 'shape', type(u))}")
+    B, T, D = x.shape
+    if D != cfg.x_dim:
+        raise ValueError(f"x has {D} features per step but the model expects x_dim={cfg.x_dim}")
+    dtype = model.emission.out.weight.dtype
+    if x.dtype != dtype or u.dtype != dtype:
+        raise TypeError(f"x and u are {x.dtype}/{u.dtype} but the model is {dtype}: "
+                        f"convert the data with .to({dtype}) (or the model with .to(dtype))")
+    if mask is not None:
+        if mask.shape != (B, T):
+            raise ValueError(f"mask must be (batch, steps) = {(B, T)}, got {tuple(mask.shape)}")
+        if ((mask != 0) & (mask != 1)).any() or (mask[:, 1:] > mask[:, :-1]).any():
+            raise ValueError("mask must hold ones for real steps followed by zeros for padding")
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    if state is not None:
+        expected = model.initial_state(B, samples)
+        shapes = lambda s: ", ".join(f"{k} {tuple(v.shape)}" for k, v in vars(s).items())
+        if type(state) is not type(expected) or shapes(state) != shapes(expected):
+            raise ValueError(f"state has {shapes(state)}; expected a {type(expected).__name__} with {shapes(expected)}")
+    if noise is not None and noise.shape != (T, samples * B, z_dim):
+        raise ValueError(f"noise must be (steps, samples*batch, z_dim) = "
+                         f"{(T, samples * B, z_dim)}, got {tuple(noise.shape)}")
+    return B, T
+
+
+def generation_start(model: nn.Module, batch_size: int, prefix_x: torch.Tensor | None):
+    """The state and the last frame x that generation continues: inferred from a prefix
+    (B, T0, x_dim) by one pass over it, or zeros."""
+    if prefix_x is not None:
+        return model(prefix_x, shifted_input(prefix_x)).state, prefix_x[:, -1]
+    return model.initial_state(batch_size), model.emission.out.weight.new_zeros(batch_size, model.cfg.x_dim)
 
 
 def reverse_padded(h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -166,8 +260,11 @@ def reverse_padded(h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 
 class SRNN(nn.Module):
+    state_type = State
+
     def __init__(self, cfg: Config):
         super().__init__()
+        check_model(cfg, "srnn")
         self.cfg = cfg
         self.phi = MLP(cfg.x_dim, cfg.mlp_dim, cfg.phi_layers)        # shared by u_t and x_t
         f = self.phi.out_dim
@@ -180,10 +277,7 @@ class SRNN(nn.Module):
         self.posterior = GaussianHead(cfg.d_dim, cfg.z_dim, cfg.mlp_dim)
         self.emission = Emission(cfg)
         self.reset_parameters()
-        if not cfg.gru_hidden_bias:      # Lasagne's GRU: r * (W_hn h), no b_hn inside the reset gate
-            for name, p in self.named_parameters():
-                if name.startswith("gru_") and "bias_hh" in name:
-                    p.requires_grad_(False)
+        lasagne_grus(self, cfg)
 
     def reset_parameters(self):
         """Zero biases and orthogonal GRU matrices (each gate's own), and the dense weights
@@ -195,26 +289,7 @@ class SRNN(nn.Module):
         are each drawn on their own shape. Speech (``small_last_init``): Uniform(-1e-3, 1e-3)
         output layers of prior, posterior and emission. ``init="stacked"``: Glorot-normal on
         every stored weight as it is (this project's first protocol)."""
-        normal = {id(p) for m in (self.emission.mlp, getattr(self, "mlp_a", None)) if m is not None
-                  for p in m.parameters()}
-        side_by_side = {"prior.hidden.weight": 2, "posterior.hidden.weight": 2,
-                        "emission.out.weight": 2 if self.emission.gaussian else 1}
-        for name, p in self.named_parameters():
-            if name.endswith("bias") or "bias_" in name:
-                nn.init.zeros_(p)
-            elif "gru" in name:
-                for gate in p.data.chunk(3, 0):
-                    nn.init.orthogonal_(gate)
-            elif self.cfg.init == "stacked":
-                nn.init.xavier_normal_(p)
-            else:
-                glorot = nn.init.xavier_normal_ if id(p) in normal else nn.init.xavier_uniform_
-                for layer in p.data.chunk(side_by_side.get(name, 1), 0):
-                    glorot(layer)
-        if self.cfg.small_last_init:
-            for layer in (self.prior.mu, self.prior.logvar, self.posterior.mu,
-                          self.posterior.logvar, self.emission.out):
-                nn.init.uniform_(layer.weight, -1e-3, 1e-3)
+        initialize(self, normal=(self.emission.mlp, getattr(self, "mlp_a", None)))
 
     def initial_state(self, batch_size: int, samples: int = 1) -> State:
         w = self.prior.mu.weight
@@ -226,7 +301,7 @@ class SRNN(nn.Module):
         """One pass over a window. x, u: (B, T, x_dim); mask: (B, T), ones then zeros;
         state from the previous window (None: zeros); noise: (T, K*B, z_dim) standard
         normal draws (None: fresh ones)."""
-        B, T = self._check(x, u, mask, state, samples, noise)
+        B, T = check_inputs(self, x, u, mask, state, samples, noise, self.cfg.z_dim)
         mask = x.new_ones(B, T) if mask is None else mask.to(x.dtype)
         state = self.initial_state(B, samples) if state is None else state
         K, cfg = samples, self.cfg
@@ -272,37 +347,7 @@ class SRNN(nn.Module):
         d_k, x_k, m_k = d.repeat(K, 1, 1), x.repeat(K, 1, 1), mask.repeat(K, 1)
         mu_p, logvar_p = self.prior.split(pre_p.repeat(K, 1, 1), z_prev)
         ll = self.emission.log_prob(self.emission(d_k, dropout(z_seq, cfg.drop_z, self.training)), x_k)
-        kl_dim = gaussian_kl(mu_q, logvar_q, mu_p, logvar_p) * m_k[..., None]
-        log_w = ll + floored_log_prob(z_seq, mu_p, logvar_p) - floored_log_prob(z_seq, mu_q, logvar_q)
-        return Output(ll=ll * m_k, kl=kl_dim.sum(-1), log_w=log_w * m_k, kl_dim=kl_dim,
-                      z=z_seq, state=State(d_last[0], z))
-
-    def _check(self, x, u, mask, state, samples, noise):
-        if not (torch.is_tensor(x) and torch.is_tensor(u)) or x.dim() != 3 or x.shape != u.shape:
-            raise ValueError(f"x and u must be tensors of one shape (batch, steps, {self.cfg.x_dim}); "
-                             f"got {getattr(x, 'shape', type(x))} and {getattr(u, 'shape', type(u))}")
-        B, T, D = x.shape
-        if D != self.cfg.x_dim:
-            raise ValueError(f"x has {D} features per step but the model expects x_dim={self.cfg.x_dim}")
-        dtype = self.prior.mu.weight.dtype
-        if x.dtype != dtype or u.dtype != dtype:
-            raise TypeError(f"x and u are {x.dtype}/{u.dtype} but the model is {dtype}: "
-                            f"convert the data with .to({dtype}) (or the model with .to(dtype))")
-        if mask is not None:
-            if mask.shape != (B, T):
-                raise ValueError(f"mask must be (batch, steps) = {(B, T)}, got {tuple(mask.shape)}")
-            if ((mask != 0) & (mask != 1)).any() or (mask[:, 1:] > mask[:, :-1]).any():
-                raise ValueError("mask must hold ones for real steps followed by zeros for padding")
-        if samples < 1:
-            raise ValueError(f"samples must be >= 1, got {samples}")
-        if state is not None and (state.d.shape != (B, self.cfg.d_dim)
-                                  or state.z.shape != (samples * B, self.cfg.z_dim)):
-            raise ValueError(f"state has d {tuple(state.d.shape)} and z {tuple(state.z.shape)}; "
-                             f"expected {(B, self.cfg.d_dim)} and {(samples * B, self.cfg.z_dim)}")
-        if noise is not None and noise.shape != (T, samples * B, self.cfg.z_dim):
-            raise ValueError(f"noise must be (steps, samples*batch, z_dim) = "
-                             f"{(T, samples * B, self.cfg.z_dim)}, got {tuple(noise.shape)}")
-        return B, T
+        return latent_output(ll, z_seq, mu_q, logvar_q, mu_p, logvar_p, m_k, State(d_last[0], z))
 
     @torch.no_grad()
     def generate(self, steps: int, batch_size: int = 1, prefix_x: torch.Tensor | None = None,
@@ -310,13 +355,8 @@ class SRNN(nn.Module):
         """Sample x_{1:steps} from p, stepping d on the model's own samples. With a prefix
         (B, T0, x_dim) the state is first inferred from it and generation continues it.
         ``mean_output`` feeds back the emission mean instead of a sample."""
-        if prefix_x is not None:
-            state = self(prefix_x, shifted_input(prefix_x)).state
-            d, z, x = state.d, state.z, prefix_x[:, -1]
-        else:
-            state = self.initial_state(batch_size)
-            d, z, x = state.d, state.z, state.d.new_zeros(batch_size, self.cfg.x_dim)
-        out = []
+        state, x = generation_start(self, batch_size, prefix_x)
+        d, z, out = state.d, state.z, []
         for _ in range(steps):
             d = self.gru_d(self.phi(x)[:, None], d[None].contiguous())[1][0]
             mu, logvar = self.prior(d, z)

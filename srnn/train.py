@@ -8,6 +8,7 @@ numbers as a run that was never interrupted.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -17,13 +18,13 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from .baselines import build_model
 from .batching import Batch
 from .checkpoint import check_identity, load_checkpoint, save_checkpoint
 from .config import Config
 from .errors import UserError
 from .evaluate import evaluate
 from .files import write_atomic
-from .model import SRNN, State
 from .objective import training_loss
 
 
@@ -121,7 +122,7 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
     run_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    model = SRNN(cfg).to(device)
+    model = build_model(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
     pos = {"epoch": 0, "batch": 0, "step": 0, "sums": _zero_sums()}
     history, best, state, elapsed = [], -math.inf, None, 0.0
@@ -133,7 +134,7 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         pos, history, best, elapsed = ck["position"], ck["history"], ck["best"], ck["elapsed"]
-        state = None if ck["state"] is None else State(*(t.to(device) for t in ck["state"]))
+        state = None if ck["state"] is None else model.state_type(*(t.to(device) for t in ck["state"]))
         torch.set_rng_state(ck["rng"])
         if device.type == "cuda" and ck.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(ck["cuda_rng"], device)
@@ -143,7 +144,7 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
         save_checkpoint(path, {
             "config": cfg.to_dict(), "data": data, "model": model.state_dict(), "optimizer": opt.state_dict(),
             "position": pos, "history": history, "best": best, "elapsed": elapsed + time.time() - t0,
-            "state": None if state is None else [state.d.cpu(), state.z.cpu()],
+            "state": None if state is None else [getattr(state, f.name).cpu() for f in dataclasses.fields(state)],
             "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
             **(extra or {})})

@@ -23,6 +23,7 @@ commands() {
     echo "music --dataset jsb --name batch8-seed$seed --set batch_size=8 seed=$seed"
   done
   echo "music --dataset jsb --name batch8-drop-dz --set batch_size=8 drop_d=0.25 drop_z=0.25"
+  echo "music --dataset piano --name drop-dz --set drop_d=0.25 drop_z=0.25"
   legacy
 }
 

@@ -1,4 +1,4 @@
-"""Mutation check: break the model on purpose, one small way at a time, and make sure the
+"""Mutation check: break the models on purpose, one small way at a time, and make sure the
 model tests notice every time.
 
     python tests/mutations.py              # every mutant; prints a table, exits 1 if one survives
@@ -8,9 +8,10 @@ model tests notice every time.
 Each mutant replaces one exact piece of text in the package (a constant, a term, an
 input, an initialization, a protocol detail). The package and the tests are copied to a
 temporary folder, the mutant is applied there (the working tree is never touched), and
-``tests/test_fidelity.py`` and ``tests/test_model.py`` run against the copy. A mutant is
-caught when at least one test fails; the table names the first. The unmutated copy must
-pass first, so that a failure is the mutant's doing.
+the model tests (SUITE) run against the copy, the baselines' first: they are the quickest,
+and they share the SRNN module's parts. A mutant is caught when at least one test fails;
+the table names the first. The unmutated copy must pass first, so that a failure is the
+mutant's doing.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITE = ["tests/test_fidelity.py", "tests/test_model.py"]
+SUITE = ["tests/test_baselines.py", "tests/test_fidelity.py", "tests/test_model.py"]
 
 # (name, what it breaks, file, text, replacement)
 MUTANTS = [
@@ -49,11 +50,11 @@ MUTANTS = [
     ("gauss-2pi", "Gaussian output log-likelihood without log 2 pi", "srnn/model.py",
      "-0.5 * (LOG_2PI + logvar + (x - mu) ** 2", "-0.5 * (logvar + (x - mu) ** 2"),
     ("emission-d", "the emission sees z_t but not d_t", "srnn/model.py",
-     "self.out(self.mlp(torch.cat([d, z], -1)))", "self.out(self.mlp(torch.cat([torch.zeros_like(d), z], -1)))"),
+     "self.emission(d_k, dropout(z_seq", "self.emission(torch.zeros_like(d_k), dropout(z_seq"),
     ("d-input", "d_t runs on phi(x_t) instead of phi(u_t)", "srnn/model.py",
-     "d, d_last = self.gru_d(phi_u,", "d, d_last = self.gru_d(phi_x,"),
+     "self.gru_d(dropout(phi_u,", "self.gru_d(dropout(phi_x,"),
     ("a-input", "the inference network does not see phi(x_t)", "srnn/model.py",
-     "dx = torch.cat([d, phi_x], -1)", "dx = torch.cat([d, torch.zeros_like(phi_x)], -1)"),
+     "dx = torch.cat([d, dropout(phi_x,", "dx = torch.cat([d, 0 * dropout(phi_x,"),
     ("resq-units", "Resq's prior mean from the posterior's hidden units", "srnn/model.py",
      "mu = mu + self.prior.mu(h[:, n:])", "mu = mu + self.prior.mu(h[:, :cfg.mlp_dim])"),
     ("prior-z", "the prior conditioned on z_t instead of z_{t-1}", "srnn/model.py",
@@ -66,7 +67,7 @@ MUTANTS = [
      "glorot = nn.init.xavier_normal_ if id(p) in normal else nn.init.xavier_uniform_",
      "glorot = nn.init.xavier_normal_"),
     ("init-stacked", "each head's two hidden layers drawn as one matrix", "srnn/model.py",
-     "p.data.chunk(side_by_side.get(name, 1), 0)", "p.data.chunk(1, 0)"),
+     "p.data.chunk(side_by_side.get(id(p), 1), 0)", "p.data.chunk(1, 0)"),
     ("filter-layers", "the filtering network with one layer whatever filter_layers says", "srnn/model.py",
      "self.mlp_a = MLP(cfg.d_dim + f, cfg.d_dim, cfg.filter_layers)", "self.mlp_a = MLP(cfg.d_dim + f, cfg.d_dim, 1)"),
     ("gru-bias", "gru_hidden_bias read the wrong way round", "srnn/model.py",
@@ -75,6 +76,42 @@ MUTANTS = [
      'x_dim=88, output="bernoulli", d_dim=300,', 'x_dim=88, output="bernoulli", d_dim=256,'),
     ("lr-decay", "the learning rate decays one epoch early", "srnn/train.py",
      "max(0, epoch + 1 - cfg.lr_decay_start)", "max(0, epoch + 2 - cfg.lr_decay_start)"),
+    # The baselines (srnn/baselines.py, issue 13).
+    ("vrnn-prior-h", "VRNN's prior ignores h_{t-1}", "srnn/baselines.py",
+     "mu_p, logvar_p = self.prior_params(h_seq)", "mu_p, logvar_p = self.prior_params(torch.zeros_like(h_seq))"),
+    ("vrnn-emission-h", "VRNN's emission does not see h_{t-1}", "srnn/baselines.py",
+     "self.emission(h_seq, phi_z_seq)", "self.emission(torch.zeros_like(h_seq), phi_z_seq)"),
+    ("vrnn-posterior-x", "VRNN's posterior does not see x_t", "srnn/baselines.py",
+     "per_step(self.posterior.c_part(phi_x))", "per_step(self.posterior.c_part(torch.zeros_like(phi_x)))"),
+    ("vrnn-posterior-h", "VRNN's posterior does not see h_{t-1}", "srnn/baselines.py",
+     "act(torch.addmm(pre_q[t], h, w_q.t()))", "act(pre_q[t])"),
+    ("vrnn-h-z", "VRNN's h is not fed z", "srnn/baselines.py",
+     "gru_step(torch.addmm(pre_h[t], phi_z, w_z.t()), h, self.gru_h)", "gru_step(pre_h[t], h, self.gru_h)"),
+    ("vrnn-h-x", "VRNN's recurrence reads x_t instead of x_{t-1} = u_t", "srnn/baselines.py",
+     "pre_h = per_step(F.linear(phi_u,", "pre_h = per_step(F.linear(phi_x,"),
+    ("vrnn-kl", "VRNN's KL (and log-weight) against the posterior itself: no KL term", "srnn/baselines.py",
+     "mu_q, logvar_q, mu_p, logvar_p, mask.repeat(K, 1)", "mu_q, logvar_q, mu_q, logvar_q, mask.repeat(K, 1)"),
+    ("vrnn-prior-flag", "vrnn_prior read the wrong way round", "srnn/baselines.py",
+     'if cfg.vrnn_prior == "learned" else None', 'if cfg.vrnn_prior == "standard" else None'),
+    ("vrnn-state", "VRNN drops the carried h", "srnn/baselines.py",
+     "h, z = state.h, state.z", "h, z = 0 * state.h, state.z"),
+    ("vrnn-gru", "the GRU step's update gate the wrong way round", "srnn/baselines.py",
+     "return cand + s * (h - cand)", "return h + s * (cand - h)"),
+    ("vrnn-generate", "VRNN generates z without the prior's mean", "srnn/baselines.py",
+     "z = mu + std(logvar) * torch.randn_like(mu)", "z = std(logvar) * torch.randn_like(mu)"),
+    ("vrnn-init", "VRNN's emission MLP drawn Glorot-uniform", "srnn/baselines.py",
+     'zero biases (see ``srnn.model.initialize``)."""\n        initialize(self, normal=(self.emission.mlp,))',
+     'zero biases (see ``srnn.model.initialize``)."""\n        initialize(self)'),
+    ("rnn-input", "the RNN reads x_t instead of x_{t-1} = u_t", "srnn/baselines.py",
+     "self.gru_h(self.phi(u), state.h", "self.gru_h(self.phi(x), state.h"),
+    ("rnn-state", "the RNN drops the carried h", "srnn/baselines.py",
+     "self.phi(u), state.h[None].contiguous())", "self.phi(u), 0 * state.h[None].contiguous())"),
+    ("rnn-log-w", "the RNN's log-weights are not its log-likelihood", "srnn/baselines.py",
+     "kl=torch.zeros_like(ll), log_w=ll,", "kl=torch.zeros_like(ll), log_w=ll / samples,"),
+    ("vrnn-width", "the TIMIT VRNN preset with 1024 GRU units (SRNN's) instead of 1483", "srnn/config.py",
+     '("vrnn", "timit"): 1483', '("vrnn", "timit"): 1024'),
+    ("resume-state", "a resumed run does not restore the carried state", "srnn/train.py",
+     'state = None if ck["state"] is None else model.state_type(', 'state = None if True else model.state_type('),
 ]
 
 

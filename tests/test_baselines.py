@@ -18,7 +18,7 @@ import torch
 
 from srnn.baselines import RNN, VRNN, RNNState, VRNNState, build_model
 from srnn.batching import ChunkBatches, sequence_batches, shifted_input
-from srnn.checkpoint import load_checkpoint, load_model
+from srnn.checkpoint import CheckpointError, load_checkpoint, load_model
 from srnn.config import BASELINES, Config, ConfigError, preset
 from srnn.evaluate import evaluate
 from srnn.model import SRNN
@@ -67,7 +67,9 @@ def random_state(net, B, K, seed=3):
     g = torch.Generator().manual_seed(seed)
     draw = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64)
     cfg = net.cfg
-    return VRNNState(draw(K * B, cfg.d_dim), draw(K * B, cfg.z_dim)) if cfg.model == "vrnn" else RNNState(draw(B, cfg.d_dim))
+    if cfg.model == "vrnn":
+        return VRNNState(draw(K * B, cfg.d_dim), draw(K * B, cfg.z_dim))
+    return RNNState(draw(B, cfg.d_dim))
 
 
 @pytest.mark.parametrize("model,prior", MODELS)
@@ -346,6 +348,9 @@ def test_train_resume_and_evaluate(model, tmp_path):
     assert type(a) is type(b) is {"vrnn": VRNN, "rnn": RNN}[model] and a.cfg == cfg
     for p, q in zip(a.state_dict().values(), b.state_dict().values()):
         assert torch.equal(p, q)
+    other = "rnn" if model == "vrnn" else "vrnn"
+    with pytest.raises(CheckpointError, match=f'config.model: "{model}" there, "{other}" here'):
+        train(cfg.replace(model=other, epochs=3), train_data, valid, tmp_path / "full", progress=False)
     torch.manual_seed(0)
     m = evaluate(a, valid, samples=50)
     if model == "vrnn":
@@ -372,7 +377,8 @@ def test_configs_name_their_model_and_refuse_the_others_options():
     for cls, cfg in ((SRNN, preset("tiny", model="vrnn")), (VRNN, preset("tiny")), (RNN, preset("tiny", model="vrnn"))):
         with pytest.raises(ConfigError, match="cannot build"):
             cls(cfg)
-    assert all(type(build_model(preset("tiny", model=m))) is c for m, c in (("srnn", SRNN), ("vrnn", VRNN), ("rnn", RNN)))
+    for name, cls in (("srnn", SRNN), ("vrnn", VRNN), ("rnn", RNN)):
+        assert type(build_model(preset("tiny", model=name))) is cls
 
 
 def test_bad_inputs_get_clear_errors():

@@ -141,8 +141,8 @@ class Config:
                      "drop_d": 0.0, "drop_z": 0.0}
         changed = [f"{k}={getattr(self, k)!r}" for k, v in srnn_only.items() if getattr(self, k) != v]
         if changed:
-            raise ConfigError(f"model {self.model!r} has no SRNN variants or dropout options: {', '.join(changed)} "
-                              f"is SRNN's (leave the variant at smooth+Resq and the dropouts at 0)")
+            raise ConfigError(f"model {self.model!r} has no SRNN variants or dropout options, but {', '.join(changed)} "
+                              f"set: leave the variant at smooth+Resq and the dropouts at 0")
 
     @property
     def variant(self) -> str:

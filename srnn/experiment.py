@@ -40,6 +40,7 @@ from .train import resolve_device, train
 
 VARIANTS = {"smooth+Resq": ("smoothing", True), "smooth": ("smoothing", False),
             "filt+Resq": ("filtering", True), "filt": ("filtering", False)}
+MAIN_VARIANTS = ("smooth+Resq", "VRNN", "VRNN-I", "RNN")    # the runs that write samples
 
 
 class ExperimentError(UserError, ValueError):
@@ -176,7 +177,7 @@ def _music(args, cfg):
     from .music import dataset
     data = dataset(args.dataset, args.form, batch_size=cfg.batch_size, window=cfg.window,
                    valid_state=cfg.valid_state)
-    with_samples = cfg.variant == "smooth+Resq" and not args.name
+    with_samples = cfg.variant in MAIN_VARIANTS and not args.name
     return data, music_samples if with_samples else None
 
 
@@ -208,16 +209,28 @@ def data_preset(domain: str, data_name: str) -> str:
     return "music" if domain == "music" else corpus if corpus in ("timit", "blizzard") else "speech_small"
 
 
-def default_run_id(domain: str, data, preset_name: str, variant: str, name: str | None) -> str:
-    """``<data>[-<preset>]-<variant>[-<name>]``: the preset only where it is not the data's
-    own, and a user's folder corpus named by the first 8 hex digits of its fingerprint's
-    sha256, so that two corpora never share a run."""
+def default_run_id(domain: str, data, cfg: Config, name: str | None) -> str:
+    """``<data>-<variant>[-<preset>][-<name>]``: the variant is SRNN's (e.g. smooth-resq)
+    or the baseline's (vrnn, vrnn-i, rnn); the preset only where it is not the data's own
+    (for a baseline: not the data's own preset's baseline, e.g. vrnn_music); a user's
+    folder corpus is named by the first 8 hex digits of its fingerprint's sha256, so that
+    two corpora never share a run."""
     base = data.name
     if domain == "speech" and data.name.split("-")[0] == "folder":
         content = hashlib.sha256(json.dumps(data.fingerprint, sort_keys=True).encode()).hexdigest()[:8]
         base = data.name.replace("folder", f"folder-{content}", 1)
-    own = "" if preset_name == data_preset(domain, data.name) else preset_name
-    return run_name(base, "", variant, "-".join(filter(None, [own, name])))
+    own = data_preset(domain, data.name)
+    shown = "" if cfg.name in (own, f"{cfg.model}_{own}") else cfg.name
+    return run_name(base, "", cfg.variant, "-".join(filter(None, [shown, name])))
+
+
+def check_fits(cfg: Config, domain: str, data) -> None:
+    """Refuse a config whose output does not model this data (e.g. a speech preset on music)."""
+    want = ("bernoulli", 88) if domain == "music" else ("gaussian", data.samples_per_step)
+    if (cfg.output, cfg.x_dim) != want:
+        raise ExperimentError(f"preset {cfg.name!r} models {cfg.x_dim} {cfg.output} values per step, but "
+                              f"{data.name} has {want[1]} {want[0]} values per step: choose a preset made for "
+                              f"{domain} (e.g. {data_preset(domain, data.name)})")
 
 
 @command_line
@@ -254,7 +267,8 @@ def main(argv: list[str]) -> int:
     preset_name = args.preset or ("music" if args.domain == "music" else "speech_small")
     cfg = variant_config(preset(preset_name, **overrides), args.variant)
     data, samples = (_music if args.domain == "music" else _speech)(args, cfg)
-    run_id = default_run_id(args.domain, data, preset_name, cfg.variant, args.name)
+    check_fits(cfg, args.domain, data)
+    run_id = default_run_id(args.domain, data, cfg, args.name)
     command = "python -m srnn.experiment " + " ".join(shlex.quote(a) for a in argv)
     record = run_experiment(cfg, data, run_id, args.domain, runs_root=args.runs,
                             results_root=args.results, iwae_samples=args.iwae_samples,

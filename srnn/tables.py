@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import statistics
 
-from .config import Config, preset
+from .config import BASELINES, Config, preset
 from .results import MUSIC_NAMES, PAPER_MUSIC, PAPER_SPEECH, run_name
 
 PROTOCOLS = ("original", "first")
+# The paper's settings: SRNN's presets of Tables 1 and 2, and the baselines sized to match them.
+PAPER_PRESETS = ("music", "timit", "blizzard", *(name for name in BASELINES if name.split("_")[1] != "speech"))
 
 
 def protocol(record: dict) -> str:
@@ -48,10 +50,11 @@ def departures(record: dict) -> list[str]:
     """The config fields in which a run departs from the paper's settings under its protocol
     (``[]`` for a paper run; the preset's name alone for a preset that is not the paper's)."""
     cfg = Config.from_dict(record["config"])
-    if cfg.name not in ("music", "timit", "blizzard"):
+    if cfg.name not in PAPER_PRESETS:
         return [f"preset {cfg.name!r}"]
     make = preset if protocol(record) == "original" else first_protocol
-    paper = make(cfg.name, inference=cfg.inference, resq=cfg.resq).to_dict()
+    paper = make(cfg.name, **({"inference": cfg.inference, "resq": cfg.resq} if cfg.model == "srnn" else
+                              {"vrnn_prior": cfg.vrnn_prior} if cfg.model == "vrnn" else {})).to_dict()
     return [f"{k}={v}" for k, v in cfg.to_dict().items() if k not in ("seed", "device") and paper[k] != v]
 
 

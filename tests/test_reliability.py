@@ -99,16 +99,30 @@ def test_a_checkpoint_that_names_no_data_is_not_resumed_with_data(tmp_path):
         train(cfg.replace(epochs=2), train_data, valid, tmp_path, data={"sha256": "x"}, progress=False)
 
 
-def test_run_ids_name_the_preset_and_a_folder_corpus_by_content():
+def test_run_ids_name_the_model_a_foreign_preset_and_a_folder_corpus_by_content():
     music = SimpleNamespace(name="jsb-npz", fingerprint={})
-    assert default_run_id("music", music, "music", "smooth+Resq", None) == "jsb-npz-smooth-resq"
-    assert default_run_id("music", music, "tiny", "smooth+Resq", "x") == "jsb-npz-smooth-resq-tiny-x"
+    assert default_run_id("music", music, preset("music"), None) == "jsb-npz-smooth-resq"
+    assert default_run_id("music", music, preset("tiny"), "x") == "jsb-npz-smooth-resq-tiny-x"
+    assert default_run_id("music", music, preset("vrnn_music"), None) == "jsb-npz-vrnn"
+    assert default_run_id("music", music, preset("vrnn_music", vrnn_prior="standard"), None) == "jsb-npz-vrnn-i"
+    assert default_run_id("music", music, preset("rnn_timit"), None) == "jsb-npz-rnn-rnn_timit"
     timit = SimpleNamespace(name="timit", fingerprint={})
-    assert default_run_id("speech", timit, "timit", "filt", None) == "timit-filt"
-    assert default_run_id("speech", timit, "speech_small", "filt", None) == "timit-filt-speech_small"
+    filt = dict(inference="filtering", resq=False)
+    assert default_run_id("speech", timit, preset("timit", **filt), None) == "timit-filt"
+    assert default_run_id("speech", timit, preset("speech_small", **filt), None) == "timit-filt-speech_small"
     one, two = (SimpleNamespace(name="folder", fingerprint={"splits": {"train": s}}) for s in ("a", "b"))
-    ids = {default_run_id("speech", d, "speech_small", "smooth+Resq", None) for d in (one, two)}
+    ids = {default_run_id("speech", d, preset("speech_small"), None) for d in (one, two)}
     assert len(ids) == 2 and all(i.startswith("folder-") and len(i.split("-")[1]) == 8 for i in ids)
+
+
+def test_a_preset_for_other_data_is_refused_before_training():
+    from srnn.experiment import check_fits
+    speech = SimpleNamespace(name="sample", samples_per_step=200)
+    with pytest.raises(UserError, match="preset 'vrnn_music' models 88 bernoulli values per step, but sample has 200"):
+        check_fits(preset("vrnn_music"), "speech", speech)
+    check_fits(preset("rnn_speech_small"), "speech", speech)
+    with pytest.raises(UserError, match="choose a preset made for music"):
+        check_fits(preset("timit"), "music", SimpleNamespace(name="jsb-npz"))
 
 
 # --- settings are checked where they enter --------------------------------------------------
@@ -242,7 +256,7 @@ def test_results_main_names_a_damaged_record(capsys, monkeypatch, tmp_path):
     folder = tmp_path / "results" / "music" / "x"
     write_run(folder, {"id": "x"}, [])
     (folder / "run.json").write_text("{")
-    monkeypatch.setattr(results, "__file__", str(tmp_path / "srnn" / "results.py"))
+    monkeypatch.setattr(results, "README", tmp_path / "results" / "README.md")
     with pytest.raises(SystemExit):
         results.main([])
     assert "x/run.json is not valid JSON" in capsys.readouterr().err

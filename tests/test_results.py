@@ -219,3 +219,12 @@ def test_results_readme_shows_where_we_stand_as_the_records_say():
     summary = where_we_stand(load_runs(README.parent))
     assert readme_with(text, summary) == text, "results/README.md is stale: run python -m srnn.results --readme"
     assert text.count(STAND[0]) == text.count(STAND[1]) == 1
+
+
+def test_a_baseline_with_its_preset_has_the_papers_settings():
+    from srnn.tables import departures
+    vrnn = {"config": preset("vrnn_music").to_dict()}
+    assert departures(vrnn) == [] and paper_settings(vrnn)
+    assert departures({"config": preset("vrnn_music", vrnn_prior="standard").to_dict()}) == []
+    assert departures({"config": preset("rnn_timit", batch_size=8).to_dict()}) == ["batch_size=8"]
+    assert departures({"config": preset("rnn_speech_small").to_dict()}) == ["preset 'rnn_speech_small'"]

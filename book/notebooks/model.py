@@ -171,6 +171,10 @@ batch_size = 3
 # :pyobject: SRNN.reset_parameters
 # ```
 #
+# ```{literalinclude} ../../srnn/model.py
+# :pyobject: initialize
+# ```
+#
 # Each of these was a departure in this project's first protocol and is a named config
 # option (`lr_decay_start`, `valid_state`, `init`, `filter_layers`, `test_pass`), recorded
 # with every run, so the runs made before them can be reproduced. So are three details of
@@ -189,8 +193,10 @@ batch_size = 3
 # implementation written from the equations that shares no code with the model; pins
 # the weight count of every preset against the original's graph, the initialization of
 # every layer, the nonlinearity, the variance floor, the likelihoods and the KL against
-# closed forms, and a golden bound. `tests/mutations.py` then breaks the model in 22 small
-# ways, one at a time, and checks that some test fails every time.
+# closed forms, and a golden bound. `tests/mutations.py` then breaks the model (and the
+# VRNN and RNN baselines of `srnn.baselines`, checked the same way by
+# `tests/test_baselines.py`) in many small ways, one at a time, and checks that some test
+# fails every time: `python tests/mutations.py --list` names them all.
 
 # %% [markdown]
 # ## Sizes

@@ -52,56 +52,56 @@ RANGES = [*((name, 1, ">=") for name in ("x_dim", "d_dim", "z_dim", "mlp_dim", "
 class Config:
     """Sizes follow the paper's names: d (deterministic GRU), z (latent), a (inference GRU)."""
 
-    name: str = "custom"
+    name: str = "custom"             # the preset this config started from
     model: str = "srnn"              # "srnn", or a baseline (srnn/baselines.py): "vrnn" or "rnn"
     # --- model (FACTS.md section 1) ---
-    x_dim: int = 200                 # 200-sample audio frames or 88 piano keys
+    x_dim: int = 200                 # values per step: 200-sample audio frames or 88 piano keys
     output: str = "gaussian"         # p(x_t | z_t, d_t): "gaussian" (speech) or "bernoulli" (music)
     d_dim: int = 1024                # GRU units, for d_t and for the backward a_t
-    z_dim: int = 256
+    z_dim: int = 256                 # latent units of z_t
     mlp_dim: int = 512               # units of every dense hidden layer
-    phi_layers: int = 2              # feature extractor shared by u_t and x_t
+    phi_layers: int = 2              # layers of the feature extractor phi shared by u_t and x_t
     emission_layers: int = 2         # hidden layers of the emission MLP on [d_t, z_t]
     inference: str = "smoothing"     # "smoothing" (backward GRU) or "filtering" (MLP)
     filter_layers: int = 2           # layers of the filtering MLP a_t (the original's num_layers_mlp)
     resq: bool = True                # mu_q = mu_p + delta (residual posterior mean)
     small_last_init: bool = True     # Uniform(-1e-3, 1e-3) last layers (the speech models)
     gru_hidden_bias: bool = True     # False: no bias on the GRUs' hidden side, as Lasagne's GRU
-    drop_phi_u: float = 0.0          # dropout on phi(u_t) before the d GRU (the original's p_emb_u_drop),
-    drop_phi_x: float = 0.0          # on phi(x_t) in the inference network (p_emb_x_drop),
-    drop_d: float = 0.0              # on d_t where it feeds a_t, the prior and the emission (p_d_drop),
-    drop_z: float = 0.0              # on z_t where it feeds the emission (p_z_drop); all 0 as the original
+    drop_phi_u: float = 0.0          # dropout on phi(u_t) before the d GRU (the original's p_emb_u_drop)
+    drop_phi_x: float = 0.0          # dropout on phi(x_t) in the inference network (p_emb_x_drop)
+    drop_d: float = 0.0              # dropout on d_t where it feeds a_t, the prior and the emission (p_d_drop)
+    drop_z: float = 0.0              # dropout on z_t where it feeds the emission (p_z_drop)
     init: str = "original"           # "original": every layer as the original code initializes it;
                                      # "stacked": Glorot-normal everywhere, each head's two hidden
                                      # layers drawn as one stacked matrix (this project until issue 10)
     vrnn_prior: str = "learned"      # VRNN's p(z_t | h_{t-1}): "learned", or "standard" N(0, I) (VRNN-I)
     # --- training (FACTS.md section 2) ---
-    batch_size: int = 64
+    batch_size: int = 64             # sequences per update
     window: int = 40                 # truncated-BPTT steps per update (0.5 s of speech)
-    lr: float = 1e-3
-    adam_eps: float = 1e-4
+    lr: float = 1e-3                 # Adam's learning rate
+    adam_eps: float = 1e-4           # Adam's epsilon
     adam_eps_style: str = "torch"    # "torch": eps added to the bias-corrected sqrt(v);
                                      # "lasagne": to the uncorrected sqrt(v), as the original code
     epochs: int = 50                 # epochs to train at least
-    patience: int = 0                # then go on until the best validation epoch is `patience`
-                                     # epochs old (0: stop after `epochs`) ...
-    max_epochs: int = 200            # ... but never past max_epochs
+    patience: int = 0                # then go on until the best validation epoch is this many
+                                     # epochs old (0: stop after `epochs`)
+    max_epochs: int = 200            # never train past this many epochs
     lr_decay_start: int = 16         # epochs at the full rate, then lr /= lr_decay each epoch
-    lr_decay: float = 1.1
-    clip_norm: float = 3000.0        # total gradient norm, then ...
-    clip_value: float = 1000.0       # ... every element to [-clip_value, clip_value]
-    kl_schedule: str = "linear_update"
-    kl_start: float = 0.2
-    kl_increment: float = 3e-4       # per update, for "linear_update"
-    kl_epochs: int = 20              # ramp length, for "linear_epochs"
+    lr_decay: float = 1.1            # the learning rate's divisor per epoch after lr_decay_start
+    clip_norm: float = 3000.0        # clip the total gradient norm to this, then ...
+    clip_value: float = 1000.0       # ... every gradient element to [-clip_value, clip_value]
+    kl_schedule: str = "linear_update"  # KL temperature: "linear_update", "linear_epochs" or "constant"
+    kl_start: float = 0.2            # the KL temperature at the start
+    kl_increment: float = 3e-4       # its growth per update, for "linear_update"
+    kl_epochs: int = 20              # its ramp length in epochs, for "linear_epochs"
     valid_every: int = 1             # epochs between validations
     valid_state: str = "zero"        # "zero": every validation row (window) starts from a zero
                                      # state, as the original; "carry": rows continue one another
     test_pass: str = "whole"         # speech test sequences: "whole": one pass each, the first frame
                                      # only an input (the original's TIMIT test); "windows": windows
                                      # of `window` steps carrying the state, every frame scored
-    seed: int = 1234
-    device: str = "auto"
+    seed: int = 1234                 # seeds the initialization, the data order and the noise
+    device: str = "auto"             # "auto" (the GPU when there is one), "cpu", "cuda" or "cuda:N"
 
     def __post_init__(self):
         for f in fields(self):
@@ -173,6 +173,27 @@ class Config:
     @classmethod
     def from_json(cls, text: str) -> "Config":
         return cls.from_dict(json.loads(text))
+
+
+def field_help() -> dict[str, tuple[object, str]]:
+    """Every config field's default and meaning, read from the comments beside the fields
+    of :class:`Config` (so the command line's help cannot drift from the code)."""
+    import inspect
+
+    defaults = {f.name: f.default for f in fields(Config)}
+    found: dict[str, list[str]] = {}
+    last = None
+    for line in inspect.getsource(Config).splitlines():
+        code, _, comment = line.partition("#")
+        name = code.split(":")[0].strip()
+        if name in defaults and "=" in code:
+            last = name
+            found[last] = [comment.strip()]
+        elif last and not code.strip() and comment and not comment.startswith(" ---"):
+            found[last].append(comment.strip())
+        elif code.strip():
+            last = None
+    return {name: (defaults[name], " ".join(found.get(name, []))) for name in defaults}
 
 
 def _check_names(data: dict) -> None:

@@ -196,6 +196,14 @@ def field_help() -> dict[str, tuple[object, str]]:
     return {name: (defaults[name], " ".join(found.get(name, []))) for name in defaults}
 
 
+def settings_help() -> str:
+    """The settings a command line can ``--set``, one line each with its default, and the presets."""
+    lines = [f"  {name:16s} {json.dumps(default):16s} {meaning}" for name, (default, meaning) in field_help().items()
+             if name != "name"]
+    return ("settings (--set FIELD=VALUE; the defaults below are the dataclass's, a preset changes some):\n"
+            + "\n".join(lines) + f"\npresets (--preset): {', '.join(sorted({**PRESETS, **BASELINES}))}")
+
+
 def _check_names(data: dict) -> None:
     known = {f.name for f in fields(Config)}
     unknown = sorted(set(data) - known)

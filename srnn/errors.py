@@ -29,17 +29,17 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UserError(f"{message} (see {self.prog} --help)")
 
 
-def command_line(main: Callable[[list[str]], int | None]) -> Callable[[list[str] | None], int]:
-    """Wrap a command line's ``main(argv)``: user errors and failed file operations become
+def command_line(main: Callable[..., int | None]) -> Callable[..., int]:
+    """Wrap a command line's ``main(argv, **options)``: user errors and failed file operations become
     one line on stderr and exit status 2; Ctrl-C says how to go on. ``--debug`` anywhere in
     the arguments lets the traceback through."""
-    def run(argv: list[str] | None = None) -> int:
+    def run(argv: list[str] | None = None, **options) -> int:
         argv = list(sys.argv[1:] if argv is None else argv)
         debug = "--debug" in argv
         if debug:
             argv.remove("--debug")
         try:
-            return main(argv) or 0
+            return main(argv, **options) or 0
         except BrokenPipeError:            # the reader stopped early (e.g. `| head`): nothing to say
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise SystemExit(EXIT_USER) from None

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .checkpoint import CheckpointError, check_identity, load_checkpoint, model_from
-from .config import Config, preset
+from .config import Config, preset, settings_help
 from .errors import ArgumentParser, UserError, command_line
 from .evaluate import evaluate
 from .files import read_json, write_atomic, write_json
@@ -146,13 +146,18 @@ def _log_start(run_dir: Path, origin: dict) -> list[dict]:
     return starts
 
 
-def music_samples(model, folder: Path, pieces: int = 4, steps: int = 64, seconds: float = 0.25) -> list[Path]:
-    """Piano rolls sampled from p: ``rolls.npz``, one MIDI file each, and the first
-    rendered to a short WAV clip by the simple synthesizer of :mod:`srnn.midi`."""
+def music_samples(model, folder: Path, pieces: int = 4, steps: int = 64, seconds: float = 0.25,
+                  prefix: torch.Tensor | None = None) -> list[Path]:
+    """Piano rolls sampled from p (continuing ``prefix``, (pieces, T0, 88), where given, which
+    then opens each roll): ``rolls.npz``, one MIDI file each, and the first rendered to a
+    short WAV clip by the simple synthesizer of :mod:`srnn.midi`."""
     from .audio import write_wav
     from .midi import synthesize, write_midi
-    folder.mkdir(parents=True, exist_ok=True)
-    rolls = model.generate(steps, batch_size=pieces).cpu().numpy().astype(np.uint8)
+    with torch.no_grad():
+        rolls = model.generate(steps, batch_size=pieces, prefix_x=prefix)
+    if prefix is not None:
+        rolls = torch.cat([prefix.to(rolls), rolls], 1)
+    rolls = rolls.cpu().numpy().astype(np.uint8)
     paths, buffer = [folder / "rolls.npz"], io.BytesIO()
     np.savez_compressed(buffer, rolls=rolls, step_seconds=seconds)
     write_atomic(paths[0], buffer.getvalue())
@@ -234,9 +239,9 @@ def check_fits(cfg: Config, domain: str, data) -> None:
 
 
 @command_line
-def main(argv: list[str]) -> int:
-    p = ArgumentParser(prog="python -m srnn.experiment", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str], prog: str = "python -m srnn.experiment") -> int:
+    p = ArgumentParser(prog=prog, description=__doc__, epilog=settings_help(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("domain", choices=["music", "speech"])
     p.add_argument("--dataset", choices=["jsb", "nottingham", "muse", "piano"], help="music: the data set")
     p.add_argument("--form", default="npz", choices=["npz", "classic", "pickle"],
@@ -249,12 +254,14 @@ def main(argv: list[str]) -> int:
                    help="config overrides, e.g. batch_size=8 kl_start=0.0 (JSON values)")
     p.add_argument("--iwae-samples", type=int, default=100,
                    help="samples of the importance-weighted test bound (1: the ELBO only)")
-    p.add_argument("--profile", default="paper")
+    p.add_argument("--profile", default="paper",
+                   help="paper (a result: refused from a tree with uncommitted changes) or smoke (a test run)")
     p.add_argument("--allow-dirty", action="store_true",
                    help="run from a tree with uncommitted changes; the record says so, with a hash of the diff")
     p.add_argument("--name", help="run id suffix, e.g. an ablation's name")
-    p.add_argument("--runs", default="runs")
-    p.add_argument("--results", default="results")
+    p.add_argument("--runs", default="runs", help="where the checkpoints go: RUNS/<id>/ (default: runs)")
+    p.add_argument("--results", default="results", help="where the record goes: RESULTS/<domain>/<id>/ "
+                                                          "(default: results)")
     args = p.parse_args(argv)
     if args.domain == "music" and not args.dataset:
         p.error("music runs need --dataset (jsb, nottingham, muse or piano)")

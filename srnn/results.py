@@ -154,13 +154,13 @@ STAND = ("<!-- where we stand: python -m srnn.results --readme -->", "<!-- end o
 
 
 @command_line
-def main(argv: list[str]) -> int:
+def main(argv: list[str], prog: str = "python -m srnn.results") -> int:
     """Print the comparison tables from the committed records: python -m srnn.results"""
     from .errors import ArgumentParser
     from .report import where_we_stand
     from .tables import print_tables
 
-    parser = ArgumentParser(prog="python -m srnn.results", description="The paper's tables next to the "
+    parser = ArgumentParser(prog=prog, description="The paper's tables next to the "
                             "committed records of results/.")
     parser.add_argument("--markdown", action="store_true", help="print the 'where we stand' summary in markdown")
     parser.add_argument("--readme", action="store_true", help="write that summary into results/README.md")

@@ -256,8 +256,8 @@ def setup(app):
 
 
 @command_line
-def main(argv: list[str]) -> int:
-    parser = ArgumentParser(prog="python -m srnn.runner", description=__doc__.splitlines()[0])
+def main(argv: list[str], prog: str = "python -m srnn.runner") -> int:
+    parser = ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--profile", required=True, help=f"one of {list(PROFILES)}")
     parser.add_argument("--device", default="auto",
                         help="torch device of the notebooks that train: auto (the GPU when there is one), cpu, cuda")

@@ -247,9 +247,9 @@ def _verify(path: Path, manifest: dict) -> None:
 
 
 @command_line
-def main(argv: list[str]) -> None:
+def main(argv: list[str], prog: str = "python -m srnn.speech") -> None:
     """Prepare a corpus from the shell and print its folder; see the module's docstring."""
-    p = ArgumentParser(prog="python -m srnn.speech", description="Prepare a speech corpus once.")
+    p = ArgumentParser(prog=prog, description="Prepare a speech corpus once.")
     p.add_argument("corpus", choices=["timit", "blizzard", "folder", "sample"])
     p.add_argument("source", nargs="?", help="the corpus folder (not for 'sample')")
     p.add_argument("--out", default="runs/data", help="where prepared folders go (default: runs/data)")

@@ -1,0 +1,152 @@
+"""The ``srnn`` command: every step of the project behind one name.
+
+    srnn prepare sample                                 # a speech corpus, once
+    srnn train music --dataset jsb                      # train, select on validation, test, record
+    srnn evaluate --pretrained jsb music --dataset jsb  # a trained model's bounds on a data set
+    srnn generate --pretrained jsb --pieces 4 --out samples
+    srnn results                                        # the paper's tables next to our records
+    srnn book --profile smoke                           # execute the book's notebooks
+    srnn settings                                       # every config field, its default and meaning
+
+``srnn <command> --help`` tells more; ``python -m srnn.experiment`` and the other modules'
+commands keep working. Add ``--debug`` to see the traceback of an error.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+import torch
+
+from .config import settings_help
+from .errors import ArgumentParser, UserError, command_line
+
+# command: (module whose main() runs it, what it does)
+DELEGATED = {"prepare": ("srnn.speech", "prepare a speech corpus once (TIMIT, Blizzard, a folder, the sample)"),
+             "train": ("srnn.experiment", "train a model, select it on validation, test it and record the run"),
+             "results": ("srnn.results", "print the paper's tables next to the committed records"),
+             "book": ("srnn.runner", "execute the book's notebooks (then: jupyter-book build book/)")}
+OWN = {"evaluate": "the bounds of a trained model (pretrained or a checkpoint) on a data set",
+       "generate": "piano rolls from a trained music model, as MIDI and WAV, new or continuing a test piece",
+       "settings": "every config setting with its default and meaning"}
+
+
+@command_line
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        title, examples, rest = __doc__.replace("``", "").split("\n\n", 2)
+        width = max(map(len, {**DELEGATED, **OWN}))
+        print(f"{title}\n\ncommands:")
+        for name, what in {**{k: v[1] for k, v in DELEGATED.items()}, **OWN}.items():
+            print(f"  {name:{width}s}  {what}")
+        print(f"\nexamples:\n{examples}\n\n{rest.strip()}")
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command in DELEGATED:
+        return importlib.import_module(DELEGATED[command][0]).main(rest, prog=f"srnn {command}") or 0
+    if command == "settings":
+        print(settings_help())
+        return 0
+    if command in OWN:
+        return {"evaluate": evaluate_command, "generate": generate_command}[command](rest)
+    raise UserError(f"unknown command {command!r}; the commands are {', '.join([*DELEGATED, *OWN])} "
+                    f"(see srnn --help)")
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--pretrained", help="a shipped or registered model (srnn.pretrained): jsb, ...")
+    which.add_argument("--checkpoint", help="a run's checkpoint, e.g. runs/jsb-npz-smooth-resq/best.pt")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the sampling (default: 0)")
+
+
+def _load(args) -> torch.nn.Module:
+    from .checkpoint import load_model
+    from .pretrained import load_pretrained
+    return load_pretrained(args.pretrained) if args.pretrained else load_model(args.checkpoint)
+
+
+def evaluate_command(argv: list[str]) -> int:
+    from .evaluate import evaluate
+    from .experiment import check_fits
+
+    parser = ArgumentParser(prog="srnn evaluate", description=OWN["evaluate"] + ": the ELBO and the "
+                            "importance-weighted bound per step, averaged over sequences as the authors' code")
+    _model_options(parser)
+    parser.add_argument("domain", choices=["music", "speech"])
+    parser.add_argument("--dataset", choices=["jsb", "nottingham", "muse", "piano"], help="music: the data set")
+    parser.add_argument("--form", default="npz", choices=["npz", "classic", "pickle"], help="music: its form")
+    parser.add_argument("--prepared", help="speech: a folder that srnn prepare made")
+    parser.add_argument("--split", default="test", choices=["valid", "test"])
+    parser.add_argument("--iwae-samples", type=int, default=1, help="K of the importance-weighted bound (1: none)")
+    args = parser.parse_args(argv)
+    if args.iwae_samples < 1:
+        parser.error("--iwae-samples must be at least 1")
+    model = _load(args)
+    cfg = model.cfg
+    if args.domain == "music":
+        from .music import dataset
+        if not args.dataset:
+            parser.error("music needs --dataset")
+        data = dataset(args.dataset, args.form, batch_size=cfg.batch_size, window=cfg.window)
+    else:
+        from .speech import load_prepared
+        if not args.prepared:
+            parser.error("speech needs --prepared FOLDER")
+        data = load_prepared(args.prepared, batch_size=cfg.batch_size, window=cfg.window)
+    check_fits(cfg, args.domain, data)
+    torch.manual_seed(args.seed)
+    found = evaluate(model, getattr(data, args.split), samples=args.iwae_samples)
+    print(f"{data.name} {args.split}: ELBO per step {found['elbo_per_step_seq']:.4f} (mean over sequences), "
+          f"{found['elbo_per_step']:.4f} (over all steps)"
+          + (f"; IWAE K={args.iwae_samples} {found['iwae_per_step_seq']:.4f}" if args.iwae_samples > 1 else ""))
+    return 0
+
+
+def generate_command(argv: list[str]) -> int:
+    from .experiment import music_samples
+
+    parser = ArgumentParser(prog="srnn generate", description=OWN["generate"] + ": rolls.npz, one MIDI file "
+                            "per piece and the first piece's opening as a WAV clip")
+    _model_options(parser)
+    parser.add_argument("--out", required=True, help="the folder to write into")
+    parser.add_argument("--pieces", type=int, default=4, help="how many pieces (default: 4)")
+    parser.add_argument("--steps", type=int, default=64, help="new steps per piece (default: 64)")
+    parser.add_argument("--step-seconds", type=float, default=0.25, help="the duration of one step (default: 0.25)")
+    parser.add_argument("--continue-piece", type=int, metavar="N",
+                        help="continue test piece N of the model's data set instead of starting from silence")
+    parser.add_argument("--prefix-steps", type=int, default=16, help="how much of that piece to continue (16)")
+    args = parser.parse_args(argv)
+    if min(args.pieces, args.steps, args.prefix_steps) < 1 or args.step_seconds <= 0:
+        parser.error("--pieces, --steps and --prefix-steps must be at least 1, --step-seconds above 0")
+    model = _load(args)
+    if model.cfg.output != "bernoulli":
+        raise UserError(f"{args.pretrained or args.checkpoint} is a speech model: srnn generate writes music; "
+                        f"speech runs write their samples as WAV into their record")
+    prefix = None
+    if args.continue_piece is not None:
+        prefix = _test_piece(model, args.continue_piece, args.prefix_steps).expand(args.pieces, -1, -1)
+    torch.manual_seed(args.seed)
+    for path in music_samples(model, Path(args.out), args.pieces, args.steps, args.step_seconds, prefix):
+        print(path)
+    return 0
+
+
+def _test_piece(model, index: int, steps: int) -> torch.Tensor:
+    """The first ``steps`` steps of test piece ``index`` of the data the model was trained on."""
+    from .music import pieces
+    data = getattr(model, "data", None)
+    if not data or "dataset" not in data:
+        raise UserError("--continue-piece needs a model that names its music data (a pretrained model)")
+    found = pieces(data["dataset"], data["form"], "test")
+    if not 0 <= index < len(found):
+        raise UserError(f"--continue-piece {index}: the {data['dataset']} test set has pieces 0..{len(found) - 1}")
+    if len(found[index]) < steps:
+        raise UserError(f"test piece {index} has only {len(found[index])} steps; choose --prefix-steps <= that")
+    return torch.as_tensor(found[index][:steps], dtype=torch.float32)[None]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

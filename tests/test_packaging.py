@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from srnn import midi, music, registry, speech_corpora
+from srnn.pretrained import load_pretrained
 from srnn.registry import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,12 +24,17 @@ import hashlib, json, sys
 from pathlib import Path
 import srnn
 from srnn import midi, music, registry, speech_corpora
+from srnn.pretrained import load_pretrained
 
 out = Path(sys.argv[1])
 npz = registry.fetch(music.DATASETS["jsb"]["npz"])
 jsb = music.dataset("jsb", "npz")                  # the verified file, its content checked
 first = music.pieces("jsb", "npz", "test")[0]
 written = midi.write_midi(out / "first.mid", first)
+import torch
+torch.manual_seed(0)
+model = load_pretrained("jsb")                      # the shipped model, verified by its sha256
+generated = midi.write_midi(out / "generated.mid", model.generate(16, batch_size=1)[0].numpy())
 sample = speech_corpora.sample()
 sums = (sample.root.parent / "SHA256SUMS").read_text().split()
 bad = [name for digest, name in zip(sums[::2], sums[1::2])
@@ -36,7 +42,7 @@ bad = [name for digest, name in zip(sums[::2], sums[1::2])
 print(json.dumps({"srnn": str(Path(srnn.__file__).resolve()), "npz": str(npz.resolve()),
                   "fingerprint": jsb.fingerprint["test"], "midi": str(written),
                   "sample": [[r.key, r.split] for r in sample.recordings], "root": str(sample.root.resolve()),
-                  "checked": len(sums) // 2, "bad": bad}))
+                  "checked": len(sums) // 2, "bad": bad, "generated": generated.stat().st_size}))
 """
 
 
@@ -85,6 +91,10 @@ def test_non_editable_install_carries_the_shipped_data(tmp_path):
     assert Path(found["root"]).is_relative_to(installed)
     assert found["sample"] == [[r.key, r.split] for r in speech_corpora.sample().recordings]
     assert found["checked"] == len(found["sample"]) > 0 and found["bad"] == []
+    assert found["generated"] > 0                                    # a MIDI file from the pretrained model
+    command = subprocess.run([str(target / "bin" / "srnn"), "settings"], cwd=elsewhere, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert command.returncode == 0 and "  batch_size " in command.stdout     # the console script
 
     # The wheel carries the data folders, byte for byte, inside the package, and nothing
     # else of the repository's top level (no data/, runs/ or results/ in site-packages).

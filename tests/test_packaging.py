@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from srnn import midi, music, registry, speech_corpora
-from srnn.pretrained import load_pretrained
 from srnn.registry import DataError
 
 ROOT = Path(__file__).resolve().parents[1]

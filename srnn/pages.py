@@ -21,6 +21,9 @@ from .results import load_run, load_runs, run_name
 from .tables import departures, protocol
 
 COMMITTED = "results"
+# The baselines a page can name as a variant: the model of its preset and the settings on top.
+BASELINES = {"VRNN": ("vrnn", {}), "VRNN-I": ("vrnn", {"vrnn_prior": "standard"}), "RNN": ("rnn", {})}
+PERMUTE_SEED = 1     # the within-frame permutation of a "<corpus>-perm" data set (Dai et al. 2019)
 LEGACY = "-legacy"       # the id suffix of the runs made with this project's first protocol
 FIRST_GROUP = "committed, first protocol"
 
@@ -75,17 +78,26 @@ def train_run(domain: str, dataset: str, *, preset_name: str, overrides: dict, p
     """Train one run with ``srnn.experiment`` (resuming a partial one) and return its record.
 
     Speech data are prepared first under ``<runs_dir>/data``: the embedded sample, or the
-    TIMIT / Blizzard corpus found in the folder ``corpus``.
+    TIMIT / Blizzard corpus found in the folder ``corpus``; ``<corpus>-perm`` (e.g.
+    ``sample-perm``) permutes the samples within every frame. A ``variant`` may also name a
+    baseline (VRNN, VRNN-I, RNN): its preset is the baseline's of ``preset_name``.
     """
     if domain == "music":
         data = ["--dataset", dataset, "--form", form]
     else:
         from . import speech
         out = Path(runs_dir) / "data"
-        prepared = speech.prepare_sample(out) if dataset == "sample" else \
-            getattr(speech, f"prepare_{dataset}")(corpus, out)
+        corpus_name, _, permuted = dataset.partition("-")     # "sample-perm": within-frame permutation
+        permute = {"permute_seed": PERMUTE_SEED} if permuted == "perm" else {}
+        prepared = speech.prepare_sample(out, **permute) if corpus_name == "sample" else \
+            getattr(speech, f"prepare_{corpus_name}")(corpus, out, **permute)
         data = ["--prepared", str(prepared)]
-    argv = [domain, *data, "--preset", preset_name, "--variant", variant,
+    if variant in BASELINES:                 # a baseline: its own preset, sized like SRNN's
+        model, extra = BASELINES[variant]
+        model_args, overrides = ["--preset", f"{model}_{preset_name}"], {**overrides, **extra}
+    else:
+        model_args = ["--preset", preset_name, "--variant", variant]
+    argv = [domain, *data, *model_args,
             "--set", f"device={device}", *(f"{k}={json.dumps(v)}" for k, v in overrides.items()),
             "--iwae-samples", str(iwae_samples), "--profile", profile,
             "--runs", runs_dir, "--results", results_dir, *(["--name", name] if name else [])]

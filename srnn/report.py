@@ -91,13 +91,16 @@ def shortfalls(runs: list[dict]) -> list[str]:
 
 
 def table_1(runs: list[dict]) -> tuple[list[str], list[tuple]]:
-    """Table 1: the paper's speech bounds and ours, per SRNN variant."""
+    """Table 1: the paper's speech bounds and ours, per model ("not built": an output
+    distribution this project does not have; "-": no number in the paper)."""
     rows = []
     for r in tables.speech_table(runs):
         cells = [r["model"]]
         for corpus in ("blizzard", "timit"):
             ours, paper = r[f"{corpus} ours"], r[f"{corpus} paper"]
-            cells += [f"{paper:,}", _num(ours, 0), "-" if ours is None else f"{ours - paper:+,.0f}"]
+            cells += ["-" if paper is None else f"{paper:,}",
+                      "not built" if r["ours_model"] is None else NO_RUN if ours is None else f"{ours:,.0f}",
+                      "-" if ours is None or paper is None else f"{ours - paper:+,.0f}"]
         rows.append(tuple(cells))
     return ["model", "Blizzard: paper", "ours", "gap", "TIMIT: paper", "ours", "gap"], rows
 
@@ -144,3 +147,76 @@ def original_code_table(runs: list[dict]) -> tuple[list[str], list[tuple]]:
         rows.append((label, f"{r['test']['elbo_per_step_seq']:.3f}", change, r["hardware"]["device"], f"`{r['id']}`"))
     return ["setting", "test ELBO / step", "change from the paper's settings, same seed and device (in seed sd)",
             "ran on", "run"], rows
+
+
+# The models of the Baselines page, by the variant name their records carry.
+MODELS = {"smooth+Resq": "SRNN, smoothing + Resq", "smooth": "SRNN, smoothing", "filt+Resq": "SRNN, filtering + Resq",
+          "filt": "SRNN, filtering", "VRNN": "VRNN", "VRNN-I": "VRNN-I (standard normal prior)", "RNN": "RNN"}
+
+
+def model_table(records: dict[str, dict]) -> tuple[list[str], list[tuple]]:
+    """One row per model (``records``: variant -> record) with its test bounds: per sequence
+    (the unit of Table 1), per step, and the KL per step."""
+    rows = []
+    for variant, r in records.items():
+        t = r["test"]
+        iwae = f"{t['iwae_per_seq']:,.1f} (K={t['iwae_samples']})" if "iwae_per_seq" in t else "-"
+        rows.append((MODELS.get(variant, variant), f"{t['elbo_per_seq']:,.1f}", iwae, f"{t['elbo_per_step']:.3f}",
+                     f"{t['kl_per_step']:.3f}", f"{r['epochs']} ({r['best_epoch']})", f"`{r['id']}`"))
+    return ["model", "test ELBO / sequence", "IWAE / sequence", "ELBO / step", "KL / step", "epochs (best)",
+            "run"], rows
+
+
+def _bound(records: dict[str, dict], variant: str) -> float | None:
+    return records[variant]["test"]["elbo_per_seq"] if variant in records else None
+
+
+def claims(records: dict[str, dict]) -> list[str]:
+    """The paper's claims, each tested on ``records`` (variant -> record, one data set): one
+    line per claim with the two bounds and which is higher, or what is missing."""
+    tests = [("the smoothing posterior beats filtering (with Resq)", "smooth+Resq", "filt+Resq"),
+             ("the smoothing posterior beats filtering (without Resq)", "smooth", "filt"),
+             ("Resq helps the smoothing posterior", "smooth+Resq", "smooth"),
+             ("Resq helps the filtering posterior", "filt+Resq", "filt"),
+             ("separating the deterministic and stochastic paths (SRNN) beats feeding z back (VRNN)",
+              "smooth+Resq", "VRNN"),
+             ("a learned prior beats a standard normal one in VRNN", "VRNN", "VRNN-I"),
+             ("a latent state beats none: VRNN against the RNN", "VRNN", "RNN"),
+             ("a latent state beats none: SRNN against the RNN", "smooth+Resq", "RNN")]
+    lines = []
+    for claim, a, b in tests:
+        first, second = _bound(records, a), _bound(records, b)
+        if first is None or second is None:
+            lines.append(f"- {claim}: not tested yet (no run of {a if first is None else b})")
+            continue
+        verdict = "holds" if first > second else "does not hold"
+        lines.append(f"- {claim}: **{verdict}** here, {first:,.1f} ({MODELS[a]}) against {second:,.1f} "
+                     f"({MODELS[b]}), a difference of {first - second:+,.1f} nats per sequence")
+    return lines
+
+
+def permutation_table(plain: dict[str, dict], permuted: dict[str, dict]) -> tuple[list[str], list[tuple]]:
+    """Each model's test bound on the data and on the same data with the samples permuted
+    within every frame, and its rank among the models in each (Dai et al. 2019)."""
+    both = [v for v in plain if v in permuted]
+
+    def ranks(records):
+        order = sorted(both, key=lambda v: -records[v]["test"]["elbo_per_seq"])
+        return {v: order.index(v) + 1 for v in both}
+
+    rank, rank_perm = ranks(plain), ranks(permuted)
+    rows = [(MODELS[v], f"{_bound(plain, v):,.1f}", rank[v], f"{_bound(permuted, v):,.1f}", rank_perm[v],
+             f"{_bound(permuted, v) - _bound(plain, v):+,.1f}") for v in both]
+    return ["model", "test ELBO / sequence", "rank", "permuted within frames", "rank", "change"], rows
+
+
+def baselines_music(runs: list[dict]) -> tuple[list[str], list[tuple]]:
+    """Table 2's sets: SRNN's main run beside the baselines' main runs (the same protocol)."""
+    rows = []
+    for key, title in MUSIC_NAMES.items():
+        cells = [title, f"{PAPER_MUSIC[key]:.2f}"]
+        for variant in ("smooth+Resq", "VRNN", "RNN"):
+            main = tables.main_run(runs, key, "npz", variant)
+            cells.append(NO_RUN if main is None else f"{main['test']['elbo_per_step_seq']:.3f}")
+        rows.append(tuple(cells))
+    return ["data set", "paper (SRNN)", "ours: SRNN", "ours: VRNN", "ours: RNN"], rows

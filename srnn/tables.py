@@ -20,7 +20,7 @@ from __future__ import annotations
 import statistics
 
 from .config import BASELINES, Config, preset
-from .results import MUSIC_NAMES, PAPER_MUSIC, PAPER_SPEECH, run_name
+from .results import MUSIC_NAMES, PAPER_MUSIC, PAPER_SPEECH, PAPER_SPEECH_BASELINES, run_name
 
 PROTOCOLS = ("original", "first")
 # The paper's settings: SRNN's presets of Tables 1 and 2, and the baselines sized to match them.
@@ -165,15 +165,19 @@ def baseline(runs: list[dict], record: dict) -> dict | None:
 
 
 def speech_table(runs: list[dict]) -> list[dict]:
-    """Table 1: per SRNN variant the paper's bound for Blizzard and TIMIT next to our run
-    with the paper's settings and the original protocol (None where there is none)."""
+    """Table 1: per model the paper's bound for Blizzard and TIMIT (None where the paper has
+    none) next to our run with the paper's settings and the original protocol (None where
+    there is none): the four SRNN variants, then the baselines the paper quotes, each with
+    the variant of ours that is the same model (``ours`` None: a model we have not built)."""
+    models = [(f"SRNN ({variant})", variant, paper) for variant, paper in PAPER_SPEECH.items()]
+    models += [(name, ours, paper) for name, (ours, paper) in PAPER_SPEECH_BASELINES.items()]
     rows = []
-    for variant, paper in PAPER_SPEECH.items():
-        row = {"model": f"SRNN ({variant})"}
+    for model, variant, paper in models:
+        row = {"model": model, "ours_model": variant}
         for corpus in ("blizzard", "timit"):
-            found = [r for r in runs if r.get("domain") == "speech" and r["id"] == run_name(corpus, "", variant)
-                     and protocol(r) == "original" and paper_settings(r)]
-            row[f"{corpus} paper"] = paper[corpus]
+            found = [r for r in runs if variant and r.get("domain") == "speech"
+                     and r["id"] == run_name(corpus, "", variant) and protocol(r) == "original" and paper_settings(r)]
+            row[f"{corpus} paper"] = paper.get(corpus)
             row[f"{corpus} ours"] = found[-1]["test"]["elbo_per_seq"] if found else None
         rows.append(row)
     return rows
@@ -204,5 +208,6 @@ def print_tables(runs: list[dict]) -> None:
               f"(paper {c['paper']:.2f}, {c['mean'] - c['paper']:+.3f}); {len(c['candidates'])} setting(s) tried")
     print("\nTable 1 (speech, bound per sequence; '-' = no run yet):")
     for r in speech_table(runs):
-        print(f"{r['model']:22s} Blizzard paper {r['blizzard paper']:>6} ours {_fmt(r['blizzard ours'], '.0f'):>6}   "
-              f"TIMIT paper {r['timit paper']:>6} ours {_fmt(r['timit ours'], '.0f'):>6}")
+        print(f"{r['model']:22s} Blizzard paper {_fmt(r['blizzard paper'], 'd'):>6} ours "
+              f"{_fmt(r['blizzard ours'], '.0f'):>6}   TIMIT paper {_fmt(r['timit paper'], 'd'):>6} ours "
+              f"{_fmt(r['timit ours'], '.0f'):>6}")

@@ -116,14 +116,15 @@ def test_bad_records_get_clear_errors(tmp_path):
         load_run(tmp_path / "run.json")
 
 
-def test_music_sh_lists_exactly_the_committed_music_runs():
-    """experiments/music.sh is the one place a reader finds the command of every committed
-    music run: no run without its line, no line without its run."""
+@pytest.mark.parametrize("domain", ["music", "speech"])
+def test_the_experiments_scripts_list_exactly_the_committed_runs(domain):
+    """experiments/<domain>.sh is the one place a reader finds the command of every committed
+    run: no run without its line, no line without its run."""
     root = Path(__file__).resolve().parents[1]
-    listed = subprocess.run(["bash", str(root / "experiments" / "music.sh"), "--list"], capture_output=True,
+    listed = subprocess.run(["bash", str(root / "experiments" / f"{domain}.sh"), "--list"], capture_output=True,
                             text=True, check=True).stdout.splitlines()
-    committed = [r["command"] for r in load_runs(root / "results" / "music", profile="paper")]
-    assert committed, "no committed music run found"
+    committed = [r["command"] for r in load_runs(root / "results" / domain, profile="paper")]
+    assert committed, f"no committed {domain} run found"
 
     def arguments(commands):            # what follows 'python -m srnn.experiment'
         return sorted(tuple(shlex.split(c)[3:]) for c in commands)
@@ -228,3 +229,34 @@ def test_a_baseline_with_its_preset_has_the_papers_settings():
     assert departures({"config": preset("vrnn_music", vrnn_prior="standard").to_dict()}) == []
     assert departures({"config": preset("rnn_timit", batch_size=8).to_dict()}) == ["batch_size=8"]
     assert departures({"config": preset("rnn_speech_small").to_dict()}) == ["preset 'rnn_speech_small'"]
+
+
+def test_the_baselines_page_tests_each_claim_and_the_permutation(tmp_path):
+    from srnn import report
+
+    def speech(variant, elbo, kl=1.0):
+        return {"id": f"sample-{variant}", "epochs": 40, "best_epoch": 38,
+                "test": {"elbo_per_seq": elbo, "elbo_per_step": elbo / 40, "kl_per_step": kl}}
+    plain = {"smooth+Resq": speech("smooth+Resq", 3600.0), "filt+Resq": speech("filt+Resq", 3500.0),
+             "VRNN": speech("VRNN", 3400.0), "RNN": speech("RNN", -200.0)}
+    lines = report.claims(plain)
+    assert any("smoothing posterior beats filtering (with Resq): **holds** here, 3,600.0" in x for x in lines)
+    assert any("(without Resq): not tested yet (no run of smooth)" in x for x in lines)
+    assert any("SRNN) beats feeding z back (VRNN): **holds**" in x and "+200.0" in x for x in lines)
+    permuted = {"smooth+Resq": speech("smooth+Resq", 3000.0), "VRNN": speech("VRNN", 3100.0),
+                "RNN": speech("RNN", -400.0)}
+    headers, rows = report.permutation_table(plain, permuted)
+    assert rows[0] == ("SRNN, smoothing + Resq", "3,600.0", 1, "3,000.0", 2, "-600.0")
+    assert [r[0] for r in rows] == ["SRNN, smoothing + Resq", "VRNN", "RNN"]      # the models run on both
+    assert report.model_table(plain)[1][3][1:3] == ("-200.0", "-")
+    music_headers, music_rows = report.baselines_music([])
+    assert music_rows[0] == ("JSB Chorales", "-4.74", report.NO_RUN, report.NO_RUN, report.NO_RUN)
+
+
+def test_table_1_sets_the_quoted_baselines_beside_ours():
+    from srnn import report
+    runs = [{**record("timit-vrnn", "timit", 30000.0 / 40, "speech", "", "smooth+Resq"), "variant": "VRNN",
+             "config": preset("vrnn_timit").to_dict()}]
+    rows = {r[0]: r for r in report.table_1(runs)[1]}
+    assert rows["VRNN-Gauss"][4:] == ("28,805", "30,000", "+1,195")
+    assert rows["VRNN-GMM"][2] == "not built" and rows["RNN-Gauss"][1] == "-"

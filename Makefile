@@ -17,6 +17,7 @@ book: setup
 	@echo "The book is at file://$(CURDIR)/book/_build/html/index.html"
 
 test: setup
+	$(PY) -m ruff check srnn tests book/notebooks benchmarks
 	$(PY) -m pytest -q
 
 .PHONY: setup book test

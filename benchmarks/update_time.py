@@ -58,7 +58,7 @@ def bench(name: str, device: torch.device, repeats: int, profile: bool) -> None:
     u, noise = shifted_input(x), torch.randn(T, B, cfg.z_dim, device=device)
     paths = {"package": package, "reference": reference}
     times = {p: [] for p in paths}
-    for p, f in paths.items():                      # warm-up
+    for f in paths.values():                        # warm-up
         update(model, opt, f, x, u, noise)
     for _ in range(repeats):
         for p, f in paths.items():

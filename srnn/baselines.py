@@ -49,8 +49,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import Config
-from .model import (SRNN, MLP, Emission, GaussianHead, Output, act, check_inputs, check_model, generation_start,
-                    initialize, lasagne_grus, latent_output, std)
+from .model import (
+    MLP,
+    SRNN,
+    Emission,
+    GaussianHead,
+    Output,
+    act,
+    check_inputs,
+    check_model,
+    generation_start,
+    initialize,
+    lasagne_grus,
+    latent_output,
+    std,
+)
 
 
 @dataclass
@@ -61,7 +74,7 @@ class VRNNState:
     h: torch.Tensor
     z: torch.Tensor
 
-    def detach(self) -> "VRNNState":
+    def detach(self) -> VRNNState:
         return VRNNState(self.h.detach(), self.z.detach())
 
 
@@ -71,7 +84,7 @@ class RNNState:
 
     h: torch.Tensor
 
-    def detach(self) -> "RNNState":
+    def detach(self) -> RNNState:
         return RNNState(self.h.detach())
 
 

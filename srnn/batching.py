@@ -7,8 +7,8 @@ so a run resumed mid-epoch sees exactly the batches it would have seen.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ class Batch:
     mask: torch.Tensor
     reset: bool = True
 
-    def to(self, device) -> "Batch":
+    def to(self, device) -> Batch:
         return Batch(self.x.to(device), self.u.to(device), self.mask.to(device), self.reset)
 
 

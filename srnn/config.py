@@ -152,7 +152,7 @@ class Config:
             return {"vrnn": "VRNN-I" if self.vrnn_prior == "standard" else "VRNN", "rnn": "RNN"}[self.model]
         return ("smooth" if self.inference == "smoothing" else "filt") + ("+Resq" if self.resq else "")
 
-    def replace(self, **overrides) -> "Config":
+    def replace(self, **overrides) -> Config:
         _check_names(overrides)
         return dataclasses.replace(self, **overrides)
 
@@ -163,7 +163,7 @@ class Config:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Config":
+    def from_dict(cls, data: dict) -> Config:
         """A stored config (a record's or a checkpoint's). Fields it lacks because it was
         written before they existed take the values that ran then (BEFORE_FIELDS), the
         others their defaults."""
@@ -171,7 +171,7 @@ class Config:
         return cls(**{**BEFORE_FIELDS, **data})
 
     @classmethod
-    def from_json(cls, text: str) -> "Config":
+    def from_json(cls, text: str) -> Config:
         return cls.from_dict(json.loads(text))
 
 

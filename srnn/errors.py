@@ -12,7 +12,7 @@ import argparse
 import errno
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 
 class UserError(Exception):

@@ -12,7 +12,7 @@ KL per step of each latent dimension: the units with a KL near zero carry no inf
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from tqdm.auto import tqdm

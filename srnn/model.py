@@ -142,7 +142,7 @@ class State:
     d: torch.Tensor
     z: torch.Tensor
 
-    def detach(self) -> "State":
+    def detach(self) -> State:
         return State(self.d.detach(), self.z.detach())
 
 
@@ -220,7 +220,7 @@ def check_inputs(model: nn.Module, x, u, mask, state, samples: int, noise, z_dim
         raise ValueError(f"x and u must be tensors of one shape (batch, steps, {cfg.x_dim}); "
                          f"got {getattr(x, 'shape', type(x))} and {getattr(u, 'shape', type(u))}")
     B, T, D = x.shape
-    if D != cfg.x_dim:
+    if cfg.x_dim != D:
         raise ValueError(f"x has {D} features per step but the model expects x_dim={cfg.x_dim}")
     dtype = model.emission.out.weight.dtype
     if x.dtype != dtype or u.dtype != dtype:

@@ -6,11 +6,11 @@ the cell's metadata. Tables are MyST markdown with a caption and a label.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from .music import LOWEST_NOTE   # MIDI note of column 0 of a piano roll
+from .music import LOWEST_NOTE  # MIDI note of column 0 of a piano roll
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence], caption: str, name: str):

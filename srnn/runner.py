@@ -169,8 +169,8 @@ def execute_page(page: Page, profile: str, out_dir: Path) -> Path:
     target = out_dir / f"{page.name}.ipynb"
     partial = out_dir / f".{page.name}.partial.ipynb"     # renamed into place once the page has run
     try:
-        papermill.execute_notebook(nb, str(partial), parameters=page.parameters, kernel_name="python3", language="python",
-                                   cwd=str(ROOT), progress_bar=False,
+        papermill.execute_notebook(nb, str(partial), parameters=page.parameters, kernel_name="python3",
+                                   language="python", cwd=str(ROOT), progress_bar=False,
                                    extra_arguments=["--IPKernelApp.log_level=ERROR"])  # no start-up chatter
     except PapermillExecutionError as err:
         failed = out_dir / "failed"

@@ -90,7 +90,7 @@ def timit(root: str | Path, valid_fraction: float = 0.05, seed: int = 1234) -> C
                           f"TEST utterances; both are needed. {WHERE_TO_GET['timit']}.")
     if (len(train), len(recordings) - len(train)) != (TIMIT_TRAIN_FILES, TIMIT_TEST_FILES):
         warnings.warn(f"TIMIT at {root} has {len(train)} TRAIN and {len(recordings) - len(train)} TEST "
-                      f"utterances; the full corpus has {TIMIT_TRAIN_FILES} and {TIMIT_TEST_FILES}")
+                      f"utterances; the full corpus has {TIMIT_TRAIN_FILES} and {TIMIT_TEST_FILES}", stacklevel=2)
     _assign(train, {"valid": valid_fraction}, seed)
     rule = (f"predefined TEST set = test; TRAIN shuffled (sorted keys, numpy default_rng({seed})), "
             f"{valid_fraction:.0%} valid, rest train")

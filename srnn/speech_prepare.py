@@ -42,6 +42,7 @@ audio (about 115 MB per hour).
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -159,8 +160,9 @@ def _prepare_in(out: Path, corpus: Corpus, settings: dict, digest: str, sources:
     for kind, what in NOTICES.items():
         paths = [entry["path"] for entry in manifest[kind]]
         if paths:
-            warnings.warn(f"{corpus.name}: {len(paths)} {what}: {', '.join(paths[:3])}"
-                          f"{', ...' if len(paths) > 3 else ''} (all under '{kind}' in {out / 'manifest.json'})")
+            more = ", ..." if len(paths) > 3 else ""
+            warnings.warn(f"{corpus.name}: {len(paths)} {what}: {', '.join(paths[:3])}{more} (all under "
+                          f"'{kind}' in {out / 'manifest.json'})", stacklevel=2)
 
 
 def _decode_all(corpus: Corpus, sources: list[str], out: Path, permutation: np.ndarray | None,
@@ -177,7 +179,7 @@ def _decode_all(corpus: Corpus, sources: list[str], out: Path, permutation: np.n
         path, size = out / f"{split}.i16.partial", 2 * SAMPLES_PER_STEP * steps[split]
         if not path.exists() and (out / f"{split}.i16").exists():    # cut just before the manifest
             os.replace(out / f"{split}.i16", path)
-        files[split] = open(path, "r+b" if path.exists() else "w+b")
+        files[split] = open(path, "r+b" if path.exists() else "w+b")    # noqa: SIM115 - closed in the finally below
         if os.fstat(files[split].fileno()).st_size < size:
             raise PreparationError(f"{path} is shorter than its log in {log} says, so the unfinished "
                                    f"preparation {out} is damaged; it is removed: prepare again")
@@ -254,10 +256,8 @@ def sha256_cached(paths: list[Path], cache: Path, desc: str | None = None) -> li
     for key, stamp in tqdm(todo, desc=desc, unit="file", disable=desc is None or not todo):
         entries[key] = [*stamp, sha256_of(Path(key))]
     if todo:
-        try:    # merged with what others wrote meanwhile; a read-only folder goes without the cache
-            write_json(cache, {**_read_cache(cache), **{key: entries[key] for key, _ in todo}})
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):    # merged with what others wrote meanwhile; a read-only
+            write_json(cache, {**_read_cache(cache), **{key: entries[key] for key, _ in todo}})    # folder: no cache
     return [entries[key][3] for key in keys]
 
 

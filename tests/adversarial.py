@@ -18,9 +18,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -173,7 +173,8 @@ SCENARIOS = [
              "run.json belongs to another run (config.lr: 0.001 there, 0.01 here)"),
     Scenario("two-corpora", "two folder corpora trained into the same --runs and --results",
              then(then(folder_corpus("mine"), folder_corpus("yours", gain=0.6)),
-                  lambda repo: [sh(repo, "-m", "srnn.speech", "folder", c, "--out", "runs/data") for c in ("mine", "yours")]
+                  lambda repo: [sh(repo, "-m", "srnn.speech", "folder", c, "--out", "runs/data")
+                                for c in ("mine", "yours")]
                   + [exp(repo, "speech", "--prepared", p, "--set", "d_dim=8", "z_dim=4", "mlp_dim=8", "epochs=1",
                          "batch_size=2", "--iwae-samples", "1", "--profile", "smoke")
                      for p in sorted(str(q.relative_to(repo)) for q in (repo / "runs/data").glob("folder-*"))]),

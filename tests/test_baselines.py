@@ -15,6 +15,8 @@ import math
 
 import pytest
 import torch
+from test_fidelity import check_draw
+from test_train import KilledAt, numbers, toy_chunks
 
 from srnn.baselines import RNN, VRNN, RNNState, VRNNState, build_model
 from srnn.batching import ChunkBatches, sequence_batches, shifted_input
@@ -26,8 +28,6 @@ from srnn.objective import training_loss
 from srnn.reference import dense, gaussian_head, gru_step, mlp
 from srnn.reference_baselines import rnn_forward, vrnn_forward
 from srnn.train import train
-from test_fidelity import check_draw
-from test_train import KilledAt, numbers, toy_chunks
 
 MODELS = [("vrnn", "learned"), ("vrnn", "standard"), ("rnn", "learned")]
 

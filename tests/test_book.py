@@ -139,6 +139,7 @@ def test_a_bad_data_set_name_and_a_record_of_another_format_stop_the_batch(tmp_p
     record = tmp_path / "results" / "music" / "jsb-npz-smooth-resq" / "run.json"
     record.parent.mkdir(parents=True)
     record.write_text('{"format": 999, "profile": "paper"}')
-    old = runner.Page("results", ROOT / "book" / "notebooks" / "results.py", {"results_root": str(tmp_path / "results")})
+    old = runner.Page("results", ROOT / "book" / "notebooks" / "results.py",
+                      {"results_root": str(tmp_path / "results")})
     with pytest.raises(BookError, match=r"run.json has results format 999"):
         runner.execute_page(old, "smoke", tmp_path)

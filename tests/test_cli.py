@@ -31,7 +31,7 @@ def test_train_help_and_settings_list_every_setting_with_its_default(capsys):
         cli.main(["train", "--help"])
     train_help = capsys.readouterr().out
     _, settings = run(capsys, "settings")
-    for name, (default, meaning) in field_help().items():
+    for name, (_, meaning) in field_help().items():
         assert meaning, f"config field {name} has no comment to explain it"
         if name != "name":
             for text in (train_help, settings.out):
@@ -62,6 +62,7 @@ def test_the_examples_run(capsys, tmp_path, monkeypatch):
 
 def test_generate_continues_a_test_piece(tmp_path, capsys):
     import numpy as np
+
     from srnn.music import pieces
     cli.main(["generate", "--pretrained", "jsb", "--out", str(tmp_path), "--pieces", "2", "--steps", "8",
               "--continue-piece", "3", "--prefix-steps", "5"])

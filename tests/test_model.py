@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from srnn.batching import shifted_input
-from srnn.config import Config, PRESETS, preset
-from srnn.model import SRNN, gaussian_kl, floored_log_prob
+from srnn.config import PRESETS, Config, preset
+from srnn.model import SRNN, floored_log_prob, gaussian_kl
 from srnn.objective import elbo_terms, importance_weighted, training_loss
 
 

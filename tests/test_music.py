@@ -250,7 +250,8 @@ def test_wrong_fingerprint_is_reported(monkeypatch):
 
 # --- the other three sets, from the shared folder beside the repository -------------
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} is absent (the non-embedded sets are downloaded, not tested offline)")
+@pytest.mark.skipif(not SHARED.is_dir(),
+                    reason=f"{SHARED} is absent (the non-embedded sets are downloaded, not tested offline)")
 @pytest.mark.parametrize("name", ["nottingham", "muse", "piano"])
 @pytest.mark.parametrize("form", ["npz", "classic"])
 def test_shared_sets_verify(tmp_path, name, form):

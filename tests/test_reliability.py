@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from test_train import toy_run
 
 from srnn import experiment, results, runner
 from srnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -20,7 +21,6 @@ from srnn.experiment import default_run_id, run_experiment
 from srnn.files import FileFormatError, read_json, write_atomic
 from srnn.results import RecordError, load_run, load_runs, write_run
 from srnn.train import DeviceError, implausible, resolve_device, train
-from test_train import toy_run
 
 
 def toy_data(fingerprint="corpus A", name="toy"):

@@ -9,8 +9,18 @@ import pytest
 from srnn.config import preset
 from srnn.experiment import VARIANTS
 from srnn.results import PAPER_MUSIC, ProvenanceError, code_version, load_run, load_runs, run_name, write_run
-from srnn.tables import (baseline, chosen, first_protocol, main_run, music_table, paper_settings, protocol,
-                         seed_spread, setting, speech_table)
+from srnn.tables import (
+    baseline,
+    chosen,
+    first_protocol,
+    main_run,
+    music_table,
+    paper_settings,
+    protocol,
+    seed_spread,
+    setting,
+    speech_table,
+)
 
 
 def record(run_id, dataset, elbo, domain="music", form="npz", variant="smooth+Resq", seed=123,

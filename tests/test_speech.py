@@ -13,8 +13,15 @@ from srnn.batching import ChunkBatches
 from srnn.config import preset
 from srnn.evaluate import evaluate
 from srnn.model import SRNN
-from srnn.speech import (PreparationError, load_prepared, main, prepare_blizzard, prepare_folder,
-                         prepare_sample, prepare_timit)
+from srnn.speech import (
+    PreparationError,
+    load_prepared,
+    main,
+    prepare_blizzard,
+    prepare_folder,
+    prepare_sample,
+    prepare_timit,
+)
 from srnn.speech_corpora import SAMPLE_DIR, CorpusError, timit
 
 RNG = np.random.default_rng(0)

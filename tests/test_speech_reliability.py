@@ -10,12 +10,12 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
+from test_speech import make_long_folder, make_timit, manifest, speech_like
 
 import srnn.speech_prepare as speech_prepare
 from srnn.audio import AudioError
 from srnn.errors import UserError, describe
 from srnn.speech import PreparationError, load_prepared, main, prepare_blizzard, prepare_folder, prepare_timit
-from test_speech import make_long_folder, make_timit, manifest, speech_like
 
 quiet = pytest.mark.filterwarnings("ignore::UserWarning")     # warnings are tested on their own below
 

@@ -109,7 +109,7 @@ for form, rolls in (("classic", classic), ("npz", npz)):
 ax.set(xlabel="keys held at one step", ylabel="fraction of steps")
 ax.legend()
 plt.close(fig)
-fig
+display(fig)
 
 # %% [markdown]
 # A model scored on the *npz* grid and one scored on the *classic* grid are therefore

@@ -44,10 +44,10 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from srnn import music, results
-from srnn.pages import batch_record, committed_record, missing_run, run_id, run_summary, train_run
-from srnn.tables import protocol
 from srnn.config import preset
+from srnn.pages import batch_record, committed_record, missing_run, run_id, run_summary, train_run
 from srnn.plots import markdown_table, training_curves
+from srnn.tables import protocol
 
 known = {"music": music.NAMES, "speech": ("sample", "timit", "blizzard")}
 if dataset not in known.get(domain, ()):

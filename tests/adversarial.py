@@ -36,9 +36,16 @@ class Scenario:
     code: int = 2              # its exit status
 
 
+TIMEOUT = [600]      # seconds a command may run (--timeout): past it, it took the input and went on
+
+
 def sh(repo: Path, *argv: str, env: dict | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([PY, *argv], cwd=repo, capture_output=True, text=True, input=stdin, timeout=900,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo), **(env or {})})
+    try:
+        return subprocess.run([PY, *argv], cwd=repo, capture_output=True, text=True, input=stdin, timeout=TIMEOUT[0],
+                              env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo), **(env or {})})
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(argv, "timeout", "", f"(still running after {TIMEOUT[0]} s: the "
+                                           f"command took the input and went on; stopped)")
 
 
 def exp(repo: Path, *argv: str, **kw) -> subprocess.CompletedProcess:
@@ -259,7 +266,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="run the scenarios whose name contains this")
     parser.add_argument("--at", default="HEAD", help="the commit to try (default: HEAD)")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds a command may run (default: 600)")
     args = parser.parse_args()
+    TIMEOUT[0] = args.timeout
     chosen = [s for s in SCENARIOS if args.only in s.name]
     failed = 0
     print("| # | scenario | exit | what the user sees (last line) | ok |\n|---|---|---|---|---|")

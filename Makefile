@@ -3,9 +3,9 @@ PY := .venv/bin/python
 PROFILE ?= smoke
 DEVICE ?= auto
 
-.venv/done: pyproject.toml constraints.txt
+.venv/done: pyproject.toml constraints.txt requirements.lock
 	python3 -m venv .venv
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install -q -c constraints.txt -c requirements.lock -e ".[dev]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
@@ -20,4 +20,12 @@ test: setup
 	$(PY) -m ruff check srnn tests book/notebooks benchmarks
 	$(PY) -m pytest -q
 
-.PHONY: setup book test
+# Resolve the book environment again (new releases) into requirements.lock.
+lock:
+	$(PY) -m pip install -q --dry-run --ignore-installed --report .venv/report.json -c constraints.txt ".[dev]"
+	$(PY) -c "import json; r = json.load(open('.venv/report.json')); \
+	pins = sorted(f\"{i['metadata']['name'].lower()}=={i['metadata']['version']}\" for i in r['install']); \
+	head = [l for l in open('requirements.lock') if l.startswith('#')]; \
+	open('requirements.lock', 'w').writelines(head + [p + '\n' for p in pins if not p.startswith(('torch==', 'srnn=='))])"
+
+.PHONY: setup book test lock

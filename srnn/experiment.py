@@ -34,7 +34,7 @@ from .checkpoint import CheckpointError, check_identity, load_checkpoint, model_
 from .config import Config, preset, settings_help
 from .errors import ArgumentParser, UserError, command_line
 from .evaluate import evaluate
-from .files import read_json, write_atomic, write_json
+from .files import locked, read_json, write_atomic, write_json
 from .results import load_run, provenance, run_name, write_run
 from .train import resolve_device, train
 
@@ -66,6 +66,8 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
     is refused for the ``paper`` profile unless ``allow_dirty`` (other profiles make no
     results and record it either way). Every start of the run (the first, and each resume
     from a checkpoint) is kept in ``runs/<id>/starts.json`` and in the record's ``starts``.
+    One process trains a run at a time: a second command for the same run, while the first
+    still runs, is refused (it holds ``runs/.<id>.lock``).
     """
     if iwae_samples < 1:
         raise ExperimentError(f"iwae_samples must be at least 1 (1: the ELBO only), got {iwae_samples}")
@@ -78,42 +80,43 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
         raise ExperimentError(f"cannot write to the results folder {folder.parent}: choose another --results")
     if (folder / "run.json").is_file():
         check_identity(load_run(folder / "run.json"), cfg, data.fingerprint, folder / "run.json", "record this run")
-    starts = _log_start(run_dir, origin)
-    history = train(cfg, data.train, data.valid, run_dir, data=data.fingerprint, progress=progress)
-    best = max((r for r in history if "valid_elbo_per_step" in r), key=lambda r: r["valid_elbo_per_step"])
-    model = best_model(run_dir, cfg, data.fingerprint, best, device)
-    t0 = time.time()
-    torch.manual_seed(cfg.seed)
-    test = evaluate(model, data.test, progress=progress, desc="test ELBO")
-    if iwae_samples > 1:
-        iw = evaluate(model, data.test, samples=iwae_samples, progress=progress, desc="test IWAE")
-        test.update({k: v for k, v in iw.items() if k.startswith("iwae")}, iwae_samples=iwae_samples)
-    per_sequence = test.pop("per_sequence")
-    if getattr(data, "test_windows", data.test) is not data.test:     # speech: the windowed estimator too
+    with locked(Path(runs_root) / f".{run_id}.lock", f"the run {run_id}", wait=False):
+        starts = _log_start(run_dir, origin)
+        history = train(cfg, data.train, data.valid, run_dir, data=data.fingerprint, progress=progress)
+        best = max((r for r in history if "valid_elbo_per_step" in r), key=lambda r: r["valid_elbo_per_step"])
+        model = best_model(run_dir, cfg, data.fingerprint, best, device)
+        t0 = time.time()
         torch.manual_seed(cfg.seed)
-        windows = evaluate(model, data.test_windows, progress=progress, desc="test ELBO, windows")
-        test["windows"] = {k: v for k, v in windows.items() if k.startswith(("elbo", "steps", "sequences"))}
-    if hasattr(data, "samples_per_step"):   # speech: also per audio sample, comparable across corpora
-        test.update(per_sample(test, data.samples_per_step, data.std))
-    record = {
-        "id": run_id, "domain": domain, "dataset": data.name.split("-")[0],
-        "data_form": getattr(data, "form", data.name.split("-", 1)[-1]), "variant": cfg.variant,
-        "profile": profile, "command": command, "seed": cfg.seed, "config": cfg.to_dict(),
-        "data": data.fingerprint, "code": starts[0]["code"], "hardware": origin["hardware"],
-        "started": starts[0]["started"], "starts": starts,
-        "train_wall_time_s": history[-1]["wall_time_s"], "test_wall_time_s": time.time() - t0,
-        "epochs": len(history), "best_epoch": best["epoch"],
-        "still_improving": best["epoch"] == history[-1]["epoch"],
-        "valid_best": {k[6:]: v for k, v in best.items() if k.startswith("valid_")},
-        "test": test, "test_per_sequence": per_sequence,
-        "warnings": [r["warning"] for r in history if "warning" in r],
-    }
-    record["wall_time_s"] = record["train_wall_time_s"] + record["test_wall_time_s"]
-    if write_samples is not None:
-        torch.manual_seed(cfg.seed)
-        record["samples"] = [str(p.relative_to(folder)) for p in write_samples(model, folder / "samples")]
-    write_run(folder, record, history)
-    return record
+        test = evaluate(model, data.test, progress=progress, desc="test ELBO")
+        if iwae_samples > 1:
+            iw = evaluate(model, data.test, samples=iwae_samples, progress=progress, desc="test IWAE")
+            test.update({k: v for k, v in iw.items() if k.startswith("iwae")}, iwae_samples=iwae_samples)
+        per_sequence = test.pop("per_sequence")
+        if getattr(data, "test_windows", data.test) is not data.test:     # speech: the windowed estimator too
+            torch.manual_seed(cfg.seed)
+            windows = evaluate(model, data.test_windows, progress=progress, desc="test ELBO, windows")
+            test["windows"] = {k: v for k, v in windows.items() if k.startswith(("elbo", "steps", "sequences"))}
+        if hasattr(data, "samples_per_step"):   # speech: also per audio sample, comparable across corpora
+            test.update(per_sample(test, data.samples_per_step, data.std))
+        record = {
+            "id": run_id, "domain": domain, "dataset": data.name.split("-")[0],
+            "data_form": getattr(data, "form", data.name.split("-", 1)[-1]), "variant": cfg.variant,
+            "profile": profile, "command": command, "seed": cfg.seed, "config": cfg.to_dict(),
+            "data": data.fingerprint, "code": starts[0]["code"], "hardware": origin["hardware"],
+            "started": starts[0]["started"], "starts": starts,
+            "train_wall_time_s": history[-1]["wall_time_s"], "test_wall_time_s": time.time() - t0,
+            "epochs": len(history), "best_epoch": best["epoch"],
+            "still_improving": best["epoch"] == history[-1]["epoch"],
+            "valid_best": {k[6:]: v for k, v in best.items() if k.startswith("valid_")},
+            "test": test, "test_per_sequence": per_sequence,
+            "warnings": [r["warning"] for r in history if "warning" in r],
+        }
+        record["wall_time_s"] = record["train_wall_time_s"] + record["test_wall_time_s"]
+        if write_samples is not None:
+            torch.manual_seed(cfg.seed)
+            record["samples"] = [str(p.relative_to(folder)) for p in write_samples(model, folder / "samples")]
+        write_run(folder, record, history)
+        return record
 
 
 def best_model(run_dir: Path, cfg: Config, data: dict, best: dict, device) -> torch.nn.Module:

@@ -8,9 +8,13 @@ the new one, never half of one.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import UserError
@@ -18,6 +22,29 @@ from .errors import UserError
 
 class FileFormatError(UserError, ValueError):
     """A file the project reads is damaged or not what it should be."""
+
+
+class BusyError(UserError, RuntimeError):
+    """Another process holds the lock of what this one was asked to do."""
+
+
+@contextmanager
+def locked(lock: str | Path, what: str, wait: bool) -> Iterator[None]:
+    """Hold ``lock`` (an exclusive fcntl.flock, released when the file closes, also when the
+    process is killed) while the block runs. Held by another process: with ``wait``, say so
+    in one line and wait for it; without, refuse with a BusyError naming ``what``."""
+    lock = Path(lock)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                raise BusyError(f"another process is busy with {what} (it holds {lock}); wait for it to "
+                                f"finish, or stop it first") from None
+            print(f"waiting for another process busy with {what} (it holds {lock})", file=sys.stderr, flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
 
 
 def write_atomic(path: str | Path, data: bytes | str) -> Path:

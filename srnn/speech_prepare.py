@@ -43,14 +43,11 @@ audio (about 115 MB per hour).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import shutil
-import sys
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +58,7 @@ from srnn.registry import sha256_of
 from srnn.speech_corpora import Corpus, Recording
 
 from .errors import UserError
-from .files import FileFormatError, read_json, write_json
+from .files import FileFormatError, locked, read_json, write_json
 
 FORMAT_VERSION = 1
 SAMPLES_PER_STEP = 200       # x_t is a frame of 200 samples (12.5 ms)
@@ -105,7 +102,7 @@ def prepare(corpus: Corpus, out_root: str | Path, chunk_seconds: float = 2.0,
     }
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     out = out_root / f"{corpus.name}-{digest[:12]}"
-    with _locked(out_root / f".{out.name}.lock"):
+    with locked(out_root / f".{out.name}.lock", "a preparation of the same data", wait=True):
         if not (out / "manifest.json").is_file():
             try:
                 _prepare_in(out, corpus, settings, digest, sources, permute_seed, skip_bad)
@@ -266,18 +263,3 @@ def _read_cache(cache: Path) -> dict:
         return read_json(cache)
     except (FileNotFoundError, FileFormatError):     # only a cache: rebuilt when missing or damaged
         return {}
-
-
-@contextmanager
-def _locked(lock: Path):
-    """Hold ``lock`` (an exclusive fcntl.flock, released when the file closes, also when
-    the process is killed), first waiting for whoever holds it."""
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"waiting for another preparation of the same data to finish (it holds {lock})",
-                  file=sys.stderr, flush=True)
-            fcntl.flock(f, fcntl.LOCK_EX)
-        yield

@@ -89,6 +89,15 @@ def test_a_finished_run_without_its_best_checkpoint_says_how_to_go_on(tmp_path):
         run(cfg, data, tmp_path)
 
 
+def test_a_run_that_is_being_trained_is_not_trained_by_a_second_process(tmp_path):
+    from srnn.files import BusyError, locked
+    cfg, data = toy_data()
+    with locked(tmp_path / "runs" / ".toy-smooth-resq.lock", "a test", wait=False), \
+            pytest.raises(BusyError, match="another process is busy with the run toy-smooth-resq"):
+        run(cfg, data, tmp_path)
+    assert run(cfg, data, tmp_path)["epochs"] == 2            # and once it is free, it runs
+
+
 def test_a_checkpoint_that_names_no_data_is_not_resumed_with_data(tmp_path):
     cfg, train_data, valid = toy_run(epochs=1)
     train(cfg, train_data, valid, tmp_path, data={"sha256": "x"}, progress=False)

@@ -111,13 +111,13 @@ def test_two_preparations_of_one_folder_take_turns(tmp_path, monkeypatch, capsys
     second = threading.Thread(target=run, args=("second",))
     second.start()
     err, deadline = "", time.monotonic() + 20
-    while "waiting for another preparation" not in err and time.monotonic() < deadline:
+    while "waiting for another process busy with a preparation" not in err and time.monotonic() < deadline:
         time.sleep(0.05)
         err += capsys.readouterr().err
     go.set()
     first.join(60)
     second.join(60)
-    assert "waiting for another preparation" in err and ".lock" in err
+    assert "waiting for another process busy with a preparation" in err and ".lock" in err
     assert results["first"] == results["second"] and (results["first"] / "manifest.json").is_file()
     assert len(decoded) == 4                                             # the second decoded nothing
 

@@ -93,6 +93,18 @@ def log_likelihood(w: dict, settings: dict, d, z, x):
     return log_normal(x, mean, torch.exp(logvar)).sum(-1)
 
 
+def record_step(out: dict, ll, z, q: tuple, p: tuple, m) -> None:
+    """Append one step's masked terms to ``out``: the log-likelihood, the KL of q = (mean,
+    var) from p (summed and per dimension), the importance log-weight and the sample z."""
+    kl_dim = kl_normal(*q, *p)
+    log_w = ll + log_normal(z, *p).sum(-1) - log_normal(z, *q).sum(-1)
+    out["ll"].append(ll * m)
+    out["kl"].append(kl_dim.sum(-1) * m)
+    out["log_w"].append(log_w * m)
+    out["kl_dim"].append(kl_dim * m[:, None])
+    out["z"].append(z)
+
+
 def reference_forward(settings: dict, weights: dict, x, u, mask=None, d0=None, z0=None, noise=None) -> dict:
     """Per-step terms of the ELBO for x, u (B, T, x_dim), one sample path.
 
@@ -133,14 +145,7 @@ def reference_forward(settings: dict, weights: dict, x, u, mask=None, d0=None, z
         var_p, var_q = torch.exp(logvar_p) + LATENT_VAR_FLOOR, torch.exp(logvar_q) + LATENT_VAR_FLOOR
         z = mean_q + torch.sqrt(var_q) * noise[t]
         ll = log_likelihood(w, settings, ds[t], z, x[:, t])
-        kl_dim = kl_normal(mean_q, var_q, mean_p, var_p)
-        log_w = ll + log_normal(z, mean_p, var_p).sum(-1) - log_normal(z, mean_q, var_q).sum(-1)
-        m = mask[:, t]
-        out["ll"].append(ll * m)
-        out["kl"].append(kl_dim.sum(-1) * m)
-        out["log_w"].append(log_w * m)
-        out["kl_dim"].append(kl_dim * m[:, None])
-        out["z"].append(z)
+        record_step(out, ll, z, (mean_q, var_q), (mean_p, var_p), mask[:, t])
     result = {key: torch.stack(values, 1) for key, values in out.items()}
     result.update(d=d, z_last=z)
     return result

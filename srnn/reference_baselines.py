@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from .reference import LATENT_VAR_FLOOR, gaussian_head, gru_step, kl_normal, log_likelihood, log_normal, mlp
+from .reference import LATENT_VAR_FLOOR, gaussian_head, gru_step, log_likelihood, mlp, record_step
 
 
 def vrnn_forward(settings: dict, weights: dict, x, u, mask=None, h0=None, z0=None, noise=None) -> dict:
@@ -57,14 +57,7 @@ def vrnn_forward(settings: dict, weights: dict, x, u, mask=None, h0=None, z0=Non
         var_q = torch.exp(logvar_q) + LATENT_VAR_FLOOR
         z = mean_q + torch.sqrt(var_q) * noise[t]
         ll = log_likelihood(w, settings, h, mlp(w, "phi_z", z), x[:, t])
-        kl_dim = kl_normal(mean_q, var_q, mean_p, var_p)
-        log_w = ll + log_normal(z, mean_p, var_p).sum(-1) - log_normal(z, mean_q, var_q).sum(-1)
-        m = mask[:, t]
-        out["ll"].append(ll * m)
-        out["kl"].append(kl_dim.sum(-1) * m)
-        out["log_w"].append(log_w * m)
-        out["kl_dim"].append(kl_dim * m[:, None])
-        out["z"].append(z)
+        record_step(out, ll, z, (mean_q, var_q), (mean_p, var_p), mask[:, t])
     result = {key: torch.stack(values, 1) for key, values in out.items()}
     result.update(h=h, z_last=z)
     return result

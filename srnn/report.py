@@ -25,10 +25,10 @@ def where_we_stand(runs: list[dict]) -> str:
     headers, rows = table_2(runs)
     _, _, lines = chosen_table(runs)
     short = shortfalls(runs)
+    verdict = ["Below the paper:", "", *short] if short else ["At or above the paper on every set."]
     return "\n".join(["Table 2, main runs (the paper's settings and seed, the original code's protocol):", "",
                       *pipe_table(headers, rows), "", "Chosen on validation, with its seeds:", "", *lines, "",
-                      "Below the paper:" if short else "At or above the paper on every set.", *([""] + short
-                                                                                               if short else [])])
+                      *verdict])
 
 
 def _num(value, digits: int = 3, sign: str = "") -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import UserError, command_line
+from .errors import ArgumentParser, UserError, command_line
 from .files import FileFormatError, read_json, read_jsonl, write_atomic, write_json
 
 FORMAT = 1
@@ -165,7 +165,6 @@ STAND = ("<!-- where we stand: python -m srnn.results --readme -->", "<!-- end o
 @command_line
 def main(argv: list[str], prog: str = "python -m srnn.results") -> int:
     """Print the comparison tables from the committed records: python -m srnn.results"""
-    from .errors import ArgumentParser
     from .report import where_we_stand
     from .tables import print_tables
 

@@ -214,8 +214,7 @@ def run_batch(profile: str, device: str, pages: list[str] | None = None,
                 "results_dir": PROFILES[profile].format(runs_dir=runs_dir)}
     todo = [load_page(BOOK / "pages" / f"{n}.yml", profile, injected) for n in names if not pages or n in pages]
     # The notebooks' kernels inherit this: OpenMP threads that wait sleep instead of spinning, so
-    # that a page beside another busy process does not burn its cores (measured on 2 busy cores:
-    # the JSB training page took 32-36 s instead of 115-497 s, 14-15 CPU-s instead of 61-245).
+    # that a page beside another busy process does not burn its cores.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     out_dir.mkdir(parents=True, exist_ok=True)
     if not pages:

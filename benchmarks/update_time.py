@@ -1,26 +1,43 @@
 """Time one training update (forward, backward, Adam step) of the package's SRNN against the
-plain step-by-step reference, side by side in one process, at the paper's batch sizes.
+plain step-by-step reference and against the package at an earlier commit, side by side in
+one process, at the paper's batch sizes; time the importance-weighted bound; estimate what
+the paper profile's music pages take on this device.
 
     python benchmarks/update_time.py                    # music and timit presets, CPU
     python benchmarks/update_time.py --device cuda --profile
+    python benchmarks/update_time.py --against 62aee60 --iwae --estimate jsb nottingham muse piano
 
-Both paths get the same parameters, data and noise; repetitions alternate between them so
-that any other load on the machine slows both alike. ``--profile`` prints where the time of
-one update of the package goes (torch.profiler, top operators by self time).
+All paths get the same parameters, data and noise; repetitions alternate between them so
+that any other load on the machine slows all alike. ``--against REV`` loads the package as it
+was at git commit REV (from ``git archive``) under another name. ``--iwae`` times the K=100
+bound of long pieces with the observed path computed once per batch against once per group
+of samples. ``--estimate`` multiplies the measured update time by each data set's updates per
+epoch and its 50 epochs (runs go on while validation improves: a lower bound). ``--profile``
+prints where the time of one update of the package goes (torch.profiler, top operators).
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import io
 import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
-from srnn.batching import shifted_input
+from srnn.batching import Batch, shifted_input
 from srnn.config import preset
+from srnn.evaluate import evaluate
 from srnn.model import SRNN
 from srnn.objective import training_loss
 from srnn.reference import reference_forward
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def reference(model, x, u, noise):
@@ -45,7 +62,21 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def bench(name: str, device: torch.device, repeats: int, profile: bool) -> None:
+def previous_package(rev: str, folder: Path):
+    """The ``srnn`` package as it was at commit ``rev``, imported as ``srnn_<rev>``."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "srnn"], capture_output=True, check=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(folder, filter="data")
+    name = f"srnn_{rev}"
+    spec = importlib.util.spec_from_file_location(name, folder / "srnn" / "__init__.py",
+                                                  submodule_search_locations=[str(folder / "srnn")])
+    sys.modules[name] = module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return importlib.import_module(f"{name}.model")
+
+
+def bench(name: str, device: torch.device, repeats: int, profile: bool, previous=None, rev: str = "") -> float:
+    """Print the update times side by side; return the package's (seconds, median)."""
     cfg = preset(name)
     torch.manual_seed(0)
     model = SRNN(cfg).to(device)
@@ -56,26 +87,77 @@ def bench(name: str, device: torch.device, repeats: int, profile: bool) -> None:
     else:
         x = torch.randn(B, T, cfg.x_dim, device=device)
     u, noise = shifted_input(x), torch.randn(T, B, cfg.z_dim, device=device)
-    paths = {"package": package, "reference": reference}
-    times = {p: [] for p in paths}
-    for f in paths.values():                        # warm-up
-        update(model, opt, f, x, u, noise)
+    models = {"package": model, "reference": model}
+    if previous is not None:
+        models[rev] = previous.SRNN(cfg).to(device)
+        models[rev].load_state_dict(model.state_dict())
+    optimizers = {p: opt if m is model else torch.optim.Adam(m.parameters(), lr=1e-9) for p, m in models.items()}
+    paths = {"package": package, "reference": reference, rev: package}
+    times = {p: [] for p in models}
+    for p in models:                                # warm-up
+        update(models[p], optimizers[p], paths[p], x, u, noise)
     for _ in range(repeats):
-        for p, f in paths.items():
+        for p in models:
             sync(device)
             t0 = time.perf_counter()
-            update(model, opt, f, x, u, noise)
+            update(models[p], optimizers[p], paths[p], x, u, noise)
             sync(device)
             times[p].append(time.perf_counter() - t0)
-    fast, ref = statistics.median(times["package"]), statistics.median(times["reference"])
+    med = {p: statistics.median(t) for p, t in times.items()}
     params = sum(q.numel() for q in model.parameters())
-    print(f"{name:6s} B={B:3d} T={T:3d} params={params / 1e6:5.1f}M  package {fast * 1e3:8.1f} ms  "
-          f"reference {ref * 1e3:8.1f} ms  reference/package = {ref / fast:5.2f}x  "
-          f"(median of {repeats}, {device}, {torch.get_num_threads()} threads)")
+    print(f"{name:6s} B={B:3d} T={T:3d} params={params / 1e6:5.1f}M  package {med['package'] * 1e3:8.1f} ms  "
+          + "  ".join(f"{p} {med[p] * 1e3:8.1f} ms ({med[p] / med['package']:4.2f}x)" for p in models if p != "package")
+          + f"  (median of {repeats}, {device}, {torch.get_num_threads()} threads)")
     if profile:
         with torch.profiler.profile() as prof:
             update(model, opt, paths["package"], x, u, noise)
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+    return med["package"]
+
+
+class PerGroup(torch.nn.Module):
+    """The model run whole for every group of importance samples (the code before issue 12)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args, **kwargs):
+        return self.model(*args, **kwargs)
+
+
+def bench_iwae(device: torch.device, repeats: int, pieces: int = 4, steps: int = 1000, samples: int = 100) -> None:
+    """The K=100 bound of ``pieces`` music pieces of ``steps`` steps (MuseData's are up to
+    about 4,000): the observed path once per batch against once per group of samples."""
+    cfg = preset("music")
+    torch.manual_seed(0)
+    model = SRNN(cfg).to(device).eval()
+    x = torch.bernoulli(torch.full((pieces, steps, cfg.x_dim), 0.1, device=device))
+    batches = [Batch(x, shifted_input(x), torch.ones(pieces, steps, device=device))]
+    runs = {"once per batch": model, "once per group": PerGroup(model)}
+    times, bounds = {p: [] for p in runs}, {}
+    for _ in range(repeats):
+        for p, m in runs.items():
+            torch.manual_seed(1)
+            sync(device)
+            t0 = time.perf_counter()
+            bounds[p] = evaluate(m, batches, samples=samples)["iwae_per_step"]
+            sync(device)
+            times[p].append(time.perf_counter() - t0)
+    once, each = (statistics.median(times[p]) for p in runs)
+    print(f"IWAE K={samples}, {pieces} pieces x {steps} steps: observed path once per batch {once:6.2f} s, "
+          f"once per group {each:6.2f} s ({each / once:4.2f}x); bounds {bounds['once per batch']:.6f} and "
+          f"{bounds['once per group']:.6f} (median of {repeats}, {device})")
+
+
+def estimate(sets: list[str], seconds_per_update: float, device: torch.device) -> None:
+    """Training time of each music page under the paper profile, from the measured update."""
+    from srnn.music import dataset
+    for name in sets:
+        updates = len(dataset(name).train)
+        hours = updates * 50 * seconds_per_update / 3600
+        print(f"{name:10s} {updates:4d} updates per epoch x 50 epochs x {seconds_per_update * 1e3:.0f} ms = "
+              f"{hours:5.2f} h of training at least ({device}; validation and the test bound come on top)")
 
 
 def main() -> None:
@@ -84,9 +166,19 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--profile", action="store_true")
+    p.add_argument("--against", metavar="REV", help="also time the package as it was at this git commit")
+    p.add_argument("--iwae", action="store_true", help="time the importance-weighted bound of long pieces")
+    p.add_argument("--estimate", nargs="*", default=[], metavar="SET", help="music sets to estimate a page's time of")
     args = p.parse_args()
-    for name in args.presets:
-        bench(name, torch.device(args.device), args.repeats, args.profile)
+    device = torch.device(args.device)
+    with tempfile.TemporaryDirectory() as tmp:
+        previous = previous_package(args.against, Path(tmp)) if args.against else None
+        measured = {name: bench(name, device, args.repeats, args.profile, previous, args.against)
+                    for name in args.presets}
+    if args.iwae:
+        bench_iwae(device, max(1, args.repeats // 2))
+    if args.estimate and "music" in measured:
+        estimate(args.estimate, measured["music"], device)
 
 
 if __name__ == "__main__":

@@ -107,7 +107,7 @@ class VRNN(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         check_model(cfg, "vrnn")
-        self.cfg, m = cfg, cfg.mlp_dim
+        self.cfg, self.noise_dim, m = cfg, cfg.z_dim, cfg.mlp_dim
         self.phi = MLP(cfg.x_dim, m, cfg.phi_layers)                   # phi_x, on u_t = x_{t-1} and on x_t
         self.phi_z = MLP(cfg.z_dim, m, 1)
         f = self.phi.out_dim
@@ -196,7 +196,7 @@ class RNN(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         check_model(cfg, "rnn")
-        self.cfg = cfg
+        self.cfg, self.noise_dim = cfg, 0                               # no latent, no noise
         self.phi = MLP(cfg.x_dim, cfg.mlp_dim, cfg.phi_layers)
         self.gru_h = nn.GRU(self.phi.out_dim, cfg.d_dim, batch_first=True)
         self.emission = Emission(cfg, in_dim=cfg.d_dim)                  # on h_t

@@ -28,7 +28,12 @@ class Batch:
     reset: bool = True
 
     def to(self, device) -> Batch:
-        return Batch(self.x.to(device), self.u.to(device), self.mask.to(device), self.reset)
+        """The batch on ``device``; to a GPU from pinned memory, without waiting for the copy."""
+        device = torch.device(device)
+        if device.type != "cuda":
+            return Batch(self.x.to(device), self.u.to(device), self.mask.to(device), self.reset)
+        move = lambda t: (t if t.is_pinned() else t.pin_memory()).to(device, non_blocking=True)
+        return Batch(move(self.x), move(self.u), move(self.mask), self.reset)
 
 
 def shifted_input(x: torch.Tensor) -> torch.Tensor:

@@ -60,8 +60,7 @@ def _evaluate(model, batches, samples, sample_chunk, max_row_steps, progress, de
                    "log_w": torch.zeros(samples, B, device=device), "length": torch.zeros(B, device=device)}
             states = [None] * len(groups)
         log_w = []
-        for g, k in enumerate(groups):
-            out = model(batch.x, batch.u, batch.mask, states[g], samples=k)
+        for g, (k, out) in enumerate(zip(groups, _sample_groups(model, batch, states, groups))):
             states[g] = out.state
             run["ll"] += out.ll.sum(1).view(k, B).sum(0) / samples
             run["kl"] += out.kl.sum(1).view(k, B).sum(0) / samples
@@ -83,6 +82,14 @@ def _evaluate(model, batches, samples, sample_chunk, max_row_steps, progress, de
         metrics.update(_summary("iwae", iw, length))
     metrics["per_sequence"] = {"elbo": elbo.tolist(), "length": length.tolist()}
     return metrics
+
+
+def _sample_groups(model, batch: Batch, states: list, groups: list[int]) -> list:
+    """One Output per group of samples; a model that can share the work between the groups
+    (SRNN: its deterministic path) does so."""
+    if hasattr(model, "sample_groups"):
+        return model.sample_groups(batch.x, batch.u, batch.mask, states, groups)
+    return [model(batch.x, batch.u, batch.mask, s, samples=k) for s, k in zip(states, groups)]
 
 
 def _summary(name: str, total: torch.Tensor, length: torch.Tensor) -> dict:

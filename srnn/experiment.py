@@ -15,6 +15,7 @@ Add --debug to see the traceback of an error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import io
 import json
@@ -32,6 +33,7 @@ import torch
 
 from .checkpoint import CheckpointError, check_identity, load_checkpoint, model_from
 from .config import Config, preset, settings_help
+from .distributed import current_world, start_from_environment
 from .errors import ArgumentParser, UserError, command_line
 from .evaluate import evaluate
 from .files import locked, read_json, write_atomic, write_json
@@ -67,7 +69,9 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
     results and record it either way). Every start of the run (the first, and each resume
     from a checkpoint) is kept in ``runs/<id>/starts.json`` and in the record's ``starts``.
     One process trains a run at a time: a second command for the same run, while the first
-    still runs, is refused (it holds ``runs/.<id>.lock``).
+    still runs, is refused (it holds ``runs/.<id>.lock``). Under torchrun every rank trains
+    (see :mod:`srnn.distributed`) and rank 0 alone holds the lock, tests and writes the record;
+    the other ranks return an empty dict.
     """
     if iwae_samples < 1:
         raise ExperimentError(f"iwae_samples must be at least 1 (1: the ELBO only), got {iwae_samples}")
@@ -80,9 +84,13 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
         raise ExperimentError(f"cannot write to the results folder {folder.parent}: choose another --results")
     if (folder / "run.json").is_file():
         check_identity(load_run(folder / "run.json"), cfg, data.fingerprint, folder / "run.json", "record this run")
-    with locked(Path(runs_root) / f".{run_id}.lock", f"the run {run_id}", wait=False):
-        starts = _log_start(run_dir, origin)
+    world = current_world()
+    lock = locked(Path(runs_root) / f".{run_id}.lock", f"the run {run_id}", wait=False)
+    with lock if world.main else contextlib.nullcontext():
+        starts = _log_start(run_dir, origin) if world.main else []
         history = train(cfg, data.train, data.valid, run_dir, data=data.fingerprint, progress=progress)
+        if not world.main:                  # rank 0 tests and records the run
+            return {}
         best = max((r for r in history if "valid_elbo_per_step" in r), key=lambda r: r["valid_elbo_per_step"])
         model = best_model(run_dir, cfg, data.fingerprint, best, device)
         t0 = time.time()
@@ -103,6 +111,7 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
             "data_form": getattr(data, "form", data.name.split("-", 1)[-1]), "variant": cfg.variant,
             "profile": profile, "command": command, "seed": cfg.seed, "config": cfg.to_dict(),
             "data": data.fingerprint, "code": starts[0]["code"], "hardware": origin["hardware"],
+            "processes": world.size,
             "started": starts[0]["started"], "starts": starts,
             "train_wall_time_s": history[-1]["wall_time_s"], "test_wall_time_s": time.time() - t0,
             "epochs": len(history), "best_epoch": best["epoch"],
@@ -276,6 +285,7 @@ def main(argv: list[str], prog: str = "python -m srnn.experiment") -> int:
     overrides = dict(_override(item) for item in args.set)
     preset_name = args.preset or ("music" if args.domain == "music" else "speech_small")
     cfg = variant_config(preset(preset_name, **overrides), args.variant)
+    world = start_from_environment(cfg.device)
     data, samples = (_music if args.domain == "music" else _speech)(args, cfg)
     check_fits(cfg, args.domain, data)
     run_id = default_run_id(args.domain, data, cfg, args.name)
@@ -283,7 +293,9 @@ def main(argv: list[str], prog: str = "python -m srnn.experiment") -> int:
     record = run_experiment(cfg, data, run_id, args.domain, runs_root=args.runs,
                             results_root=args.results, iwae_samples=args.iwae_samples,
                             profile=args.profile, command=command, allow_dirty=args.allow_dirty,
-                            write_samples=samples)
+                            write_samples=samples, progress=world.main)
+    if not world.main:
+        return 0
     t = record["test"]
     print(f"{run_id}: test ELBO per step {t['elbo_per_step_seq']:.4f} (mean over sequences), "
           f"{t['elbo_per_step']:.4f} (over all steps)"

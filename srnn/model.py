@@ -229,7 +229,9 @@ def check_inputs(model: nn.Module, x, u, mask, state, samples: int, noise, z_dim
     if mask is not None:
         if mask.shape != (B, T):
             raise ValueError(f"mask must be (batch, steps) = {(B, T)}, got {tuple(mask.shape)}")
-        if ((mask != 0) & (mask != 1)).any() or (mask[:, 1:] > mask[:, :-1]).any():
+        # Its values only where reading them costs no synchronization with a GPU; the batches
+        # of srnn.batching are built valid.
+        if mask.device.type == "cpu" and (((mask != 0) & (mask != 1)).any() or (mask[:, 1:] > mask[:, :-1]).any()):
             raise ValueError("mask must hold ones for real steps followed by zeros for padding")
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
@@ -265,7 +267,7 @@ class SRNN(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         check_model(cfg, "srnn")
-        self.cfg = cfg
+        self.cfg, self.noise_dim = cfg, cfg.z_dim                      # noise: one draw per latent unit
         self.phi = MLP(cfg.x_dim, cfg.mlp_dim, cfg.phi_layers)        # shared by u_t and x_t
         f = self.phi.out_dim
         self.gru_d = nn.GRU(f, cfg.d_dim, batch_first=True)           # d_t = GRU(d_{t-1}, phi(u_t))
@@ -304,13 +306,27 @@ class SRNN(nn.Module):
         B, T = check_inputs(self, x, u, mask, state, samples, noise, self.cfg.z_dim)
         mask = x.new_ones(B, T) if mask is None else mask.to(x.dtype)
         state = self.initial_state(B, samples) if state is None else state
-        K, cfg = samples, self.cfg
+        return self.z_chain(self.observed(x, u, mask, state.d), state.z, samples, noise)
 
-        # Everything that depends only on observed data, over the whole window at once. Dropout
-        # (off by default) acts where the original's does: on the features, and on d_t where
-        # it leaves the recurrence (one mask for a_t, the prior and the emission).
+    def sample_groups(self, x, u, mask, states: list[State | None], groups: list[int]) -> list[Output]:
+        """One Output per group of importance samples of one window (``groups[g]`` samples,
+        continuing ``states[g]``), as ``forward`` gives it for each group, but with the
+        observed path (phi, both GRUs, the first layers' d and a parts) computed once: the
+        importance-weighted bound of a long sequence takes many groups."""
+        B, T = check_inputs(self, x, u, mask, states[0], groups[0], None, self.cfg.z_dim)
+        mask = x.new_ones(B, T) if mask is None else mask.to(x.dtype)
+        states = [self.initial_state(B, k) if s is None else s for s, k in zip(states, groups)]
+        paths = self.observed(x, u, mask, states[0].d)
+        return [self.z_chain(paths, s.z, k, None) for s, k in zip(states, groups)]
+
+    def observed(self, x, u, mask, d0) -> dict:
+        """Everything that depends only on observed data, over the whole window at once: d_t
+        and the parts of the posterior's and prior's first layers that depend on a_t and d_t.
+        Dropout (off by default) acts where the original's does: on the features, and on d_t
+        where it leaves the recurrence (one mask for a_t, the prior and the emission)."""
+        cfg, B = self.cfg, x.shape[0]
         phi_u, phi_x = self.phi(torch.cat([u, x])).split(B)
-        d, d_last = self.gru_d(dropout(phi_u, cfg.drop_phi_u, self.training), state.d[None].contiguous())
+        d, d_last = self.gru_d(dropout(phi_u, cfg.drop_phi_u, self.training), d0[None].contiguous())
         d = dropout(d, cfg.drop_d, self.training)
         dx = torch.cat([d, dropout(phi_x, cfg.drop_phi_x, self.training)], -1)
         if cfg.inference == "smoothing":
@@ -318,19 +334,26 @@ class SRNN(nn.Module):
             a = reverse_padded(self.gru_a(reverse_padded(dx, lengths))[0], lengths)
         else:
             a = self.mlp_a(dx)
-        # First-layer parts that depend on d_t and a_t, time-major: (T, K*B, .)
         pre, pre_p = self.posterior.c_part(a), self.prior.c_part(d)
-        w_z = self.posterior.z_weight()
         if cfg.resq:
             pre = torch.cat([pre, pre_p[..., :cfg.mlp_dim]], -1)
+        return {"x": x, "mask": mask, "d": d, "d_last": d_last[0], "pre": pre, "pre_p": pre_p}
+
+    def z_chain(self, paths: dict, z0, samples: int, noise) -> Output:
+        """The z-chain over the ``observed`` paths for ``samples`` samples from z_0 = ``z0``,
+        then the prior, emission, KL and likelihood."""
+        cfg, K, x, d = self.cfg, samples, paths["x"], paths["d"]
+        B, T = x.shape[:2]
+        w_z = self.posterior.z_weight()
+        if cfg.resq:
             w_z = torch.cat([w_z, self.prior.z_weight()[:cfg.mlp_dim]])
         # One tensor per step: indexing pre[t] would make the backward pass add T full-size
         # zero gradients (a third of a music update's time), unbind's backward stacks them.
-        pre = pre.transpose(0, 1).repeat(1, K, 1).unbind(0)
+        pre = paths["pre"].transpose(0, 1).repeat(1, K, 1).unbind(0)
         eps = torch.randn(T, K * B, cfg.z_dim, dtype=x.dtype, device=x.device) if noise is None else noise
 
         # The z-chain: z_t ~ q(z_t | z_{t-1}, a_t), the only sequential loop.
-        z, n = state.z, 2 * cfg.mlp_dim
+        z, n = z0, 2 * cfg.mlp_dim
         zs, mus, logvars = [], [], []
         for t in range(T):
             h = act(torch.addmm(pre[t], z, w_z.t()))
@@ -343,11 +366,11 @@ class SRNN(nn.Module):
         mu_q, logvar_q = torch.stack(mus, 1), torch.stack(logvars, 1)
 
         # After the loop, in one batch: prior, emission, KL and likelihood.
-        z_prev = torch.cat([state.z[:, None], z_seq[:, :-1]], 1)
-        d_k, x_k, m_k = d.repeat(K, 1, 1), x.repeat(K, 1, 1), mask.repeat(K, 1)
-        mu_p, logvar_p = self.prior.split(pre_p.repeat(K, 1, 1), z_prev)
+        z_prev = torch.cat([z0[:, None], z_seq[:, :-1]], 1)
+        d_k, x_k, m_k = d.repeat(K, 1, 1), x.repeat(K, 1, 1), paths["mask"].repeat(K, 1)
+        mu_p, logvar_p = self.prior.split(paths["pre_p"].repeat(K, 1, 1), z_prev)
         ll = self.emission.log_prob(self.emission(d_k, dropout(z_seq, cfg.drop_z, self.training)), x_k)
-        return latent_output(ll, z_seq, mu_q, logvar_q, mu_p, logvar_p, m_k, State(d_last[0], z))
+        return latent_output(ll, z_seq, mu_q, logvar_q, mu_p, logvar_p, m_k, State(paths["d_last"], z))
 
     @torch.no_grad()
     def generate(self, steps: int, batch_size: int = 1, prefix_x: torch.Tensor | None = None,

@@ -15,10 +15,11 @@ import torch
 from .model import Output
 
 
-def training_loss(out: Output, mask: torch.Tensor, beta: float) -> torch.Tensor:
-    """Minus the beta-weighted ELBO per unmasked step (a scalar to minimize)."""
+def training_loss(out: Output, mask: torch.Tensor, beta: float, steps: torch.Tensor | None = None) -> torch.Tensor:
+    """Minus the beta-weighted ELBO per unmasked step (a scalar to minimize). ``steps``: the
+    number of steps to divide by when the rows are a share of a larger batch (its steps)."""
     samples = out.ll.shape[0] // mask.shape[0]
-    return -(out.ll - beta * out.kl).sum() / (mask.sum() * samples)
+    return -(out.ll - beta * out.kl).sum() / ((mask.sum() if steps is None else steps) * samples)
 
 
 def elbo_terms(out: Output) -> dict[str, torch.Tensor]:

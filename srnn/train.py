@@ -16,12 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from .baselines import build_model
 from .batching import Batch
 from .checkpoint import check_identity, load_checkpoint, save_checkpoint
 from .config import Config
+from .distributed import DistributedError, World, check_batch, current_world, device_of
 from .errors import UserError
 from .evaluate import evaluate
 from .files import write_atomic
@@ -119,34 +121,55 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
     also written every ``checkpoint_every`` updates inside an epoch.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(cfg.device)
+    world = current_world()
+    check_batch(world, cfg.batch_size)
+    if world.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    device = device_of(world, resolve_device(cfg.device))
     torch.manual_seed(cfg.seed)
     model = build_model(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
     pos = {"epoch": 0, "batch": 0, "step": 0, "sums": _zero_sums()}
     history, best, state, elapsed = [], -math.inf, None, 0.0
+    net, noise = model, None
+    if world.active:    # see srnn.distributed: one noise generator in step on every rank, dropout per rank
+        net = DistributedDataParallel(model)     # the inputs are on its device already
+        noise = torch.Generator(device).manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed + 1 + world.rank)
 
     last = run_dir / "last.pt"
     if last.exists():
         ck = load_checkpoint(last)
         check_identity(ck, cfg, data, last, "resume it")
+        if ck.get("world_size", 1) != world.size or ("noise_rng" in ck) != world.active:
+            raise DistributedError(f"{last} was written by a run of {ck.get('world_size', 1)} process(es)"
+                                   f"{' under torchrun' if 'noise_rng' in ck else ''}: resume it the same way, "
+                                   f"or start a new run with --name")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         pos, history, best, elapsed = ck["position"], ck["history"], ck["best"], ck["elapsed"]
-        state = None if ck["state"] is None else model.state_type(*(t.to(device) for t in ck["state"]))
-        torch.set_rng_state(ck["rng"])
+        state = None if ck["state"] is None else model.state_type(*(world.rows_of(t).to(device) for t in ck["state"]))
+        torch.set_rng_state(ck["rank_rng"][world.rank] if world.active else ck["rng"])
         if device.type == "cuda" and ck.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(ck["cuda_rng"], device)
-    write_atomic(run_dir / "config.json", cfg.to_json())
+            torch.cuda.set_rng_state(ck["rank_cuda_rng"][world.rank] if world.active else ck["cuda_rng"], device)
+        if world.active:
+            noise.set_state(ck["noise_rng"])
+    if world.main:
+        write_atomic(run_dir / "config.json", cfg.to_json())
 
     def checkpoint(path: Path, extra: dict | None = None):
+        """Every rank takes part (their random states and rows' states are gathered); rank 0 writes."""
+        rows = None if state is None else [torch.cat(world.gather(getattr(state, f.name).cpu()))
+                                            for f in dataclasses.fields(state)]
+        rngs = world.gather(torch.get_rng_state())
+        cuda_rngs = world.gather(torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
+        if not world.main:
+            return
         save_checkpoint(path, {
             "config": cfg.to_dict(), "data": data, "model": model.state_dict(), "optimizer": opt.state_dict(),
             "position": pos, "history": history, "best": best, "elapsed": elapsed + time.time() - t0,
-            "state": None if state is None else [getattr(state, f.name).cpu() for f in dataclasses.fields(state)],
-            "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "state": rows, "rng": rngs[0], "cuda_rng": cuda_rngs[0], "world_size": world.size,
+            **({"rank_rng": rngs, "rank_cuda_rng": cuda_rngs, "noise_rng": noise.get_state()} if world.active else {}),
             **(extra or {})})
 
     updates = len(train_data)
@@ -155,40 +178,43 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
     while keep_training(cfg, history):
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, epoch)
-        bar = tqdm(total=updates, initial=pos["batch"], disable=not progress, leave=False,
+        bar = tqdm(total=updates, initial=pos["batch"], disable=not (progress and world.main), leave=False,
                    desc=f"epoch {epoch + 1}/{cfg.epochs}{'+' if cfg.patience else ''}")
-        sums, t_epoch = pos["sums"], time.time()
-        for i, batch in enumerate(train_data.batches(epoch, pos["batch"]), start=pos["batch"]):
-            batch = batch.to(device)
+        sums, t_epoch, shown = pos["sums"], time.time(), 0.0
+        tally, guard = Tally(sums, world, device), FiniteGuard(device, epoch, pos)
+        for i, whole in enumerate(train_data.batches(epoch, pos["batch"]), start=pos["batch"]):
+            batch = (world.rows(whole) if world.active else whole).to(device)
             beta = beta_at(cfg, pos["step"], updates)
-            out = model(batch.x, batch.u, batch.mask, None if batch.reset else state)
-            loss = training_loss(out, batch.mask, beta)
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"the training loss became {loss.item()} at epoch {epoch + 1}, update {i + 1} "
-                    f"(step {pos['step'] + 1}); the run stopped and its last good checkpoint is kept at "
-                    f"{last if last.exists() else '(none written yet)'}. Check the data for nan/inf, or "
-                    f"start a new run with a lower learning rate or clipping (e.g. --name lr3e-4 --set "
-                    f"lr=3e-4); a run cannot change them when it resumes")
+            eps = None
+            if world.active:
+                B, T = whole.x.shape[:2]
+                eps = torch.randn(T, B, model.noise_dim, generator=noise, device=device)[:, world.row_slice(B)]
+            out = net(batch.x, batch.u, batch.mask, None if batch.reset else state, noise=eps)
+            # Under torchrun: this rank's rows over the whole batch's steps, times the number of
+            # ranks, so that the gradients, averaged over the ranks, are the whole batch's.
+            loss = training_loss(out, batch.mask, beta, steps=whole.mask.sum().to(device) if world.active else None)
+            guard.add(loss)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * world.size if world.active else loss).backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
             torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
             set_adam_eps(opt, cfg, pos["step"] + 1)
             opt.step()
             state = out.state.detach()
-            n = batch.mask.sum().item()
-            sums["steps"] += n
-            sums["ll"] += out.ll.sum().item()
-            sums["kl"] += out.kl.sum().item()
+            tally.add(batch.mask.sum(), out.ll.sum(), out.kl.sum(), grad_norm)
             sums["updates"] += 1
-            sums["grad_norm"] = sums.get("grad_norm", 0.0) + grad_norm.item()   # (checkpoints before
-            sums["norms"] = sums.get("norms", 0) + 1                              # these fields lack them)
+            sums["norms"] = sums.get("norms", 0) + 1                  # (checkpoints before it lack it)
             pos = {"epoch": epoch, "batch": i + 1, "step": pos["step"] + 1, "sums": sums}
             bar.update(1)
-            bar.set_postfix(elbo=f"{(sums['ll'] - sums['kl']) / sums['steps']:.3f}", beta=f"{beta:.3f}")
+            if progress and world.main and time.time() - shown > 1.0:
+                shown = time.time()
+                bar.set_postfix(elbo=f"{tally.local_elbo():.3f}", beta=f"{beta:.3f}")
             if checkpoint_every and pos["step"] % checkpoint_every == 0 and i + 1 < updates:
+                guard.check(last, world)
+                tally.read(sums)
                 checkpoint(last)
+        guard.check(last, world)
+        tally.read(sums)
         bar.close()
         record = {"epoch": epoch + 1, "step": pos["step"], "device": str(device), "lr": lr_at(cfg, epoch),
                   "beta": beta_at(cfg, pos["step"] - 1, updates),
@@ -197,7 +223,7 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
                   "updates_per_s": sums["updates"] / max(time.time() - t_epoch, 1e-9),
                   "grad_norm": sums["grad_norm"] / sums["norms"],     # mean total norm before clipping
                   "adam_eps_share": adam_eps_share(opt)}
-        if (epoch + 1) % cfg.valid_every == 0 or epoch + 1 >= cfg.epochs:
+        if world.main and ((epoch + 1) % cfg.valid_every == 0 or epoch + 1 >= cfg.epochs):
             metrics = evaluate(model, valid)
             record.update({f"valid_{k}": v for k, v in metrics.items() if k != "per_sequence"})
             if metrics["elbo_per_step"] > best:
@@ -207,16 +233,77 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
         warning = implausible(history, record)
         if warning:
             record["warning"] = warning
-            tqdm.write(f"warning: {warning}")
+            if world.main:
+                tqdm.write(f"warning: {warning}")
+        record, best = world.from_main((record, best))       # rank 0 validated: every rank decides alike
         history.append(record)
         pos = {"epoch": epoch + 1, "batch": 0, "step": pos["step"], "sums": _zero_sums()}
         state = None
         if record.get("best"):
             checkpoint(run_dir / "best.pt")
         checkpoint(last)
-        _write_history(run_dir / "history.jsonl", history)
+        if world.main:
+            _write_history(run_dir / "history.jsonl", history)
         epoch += 1
     return history
+
+
+class Tally:
+    """An epoch's sums of steps, log-likelihood, KL and gradient norms, kept on the device
+    (no host synchronization per update) and read into ``sums`` at checkpoints and at the
+    end of the epoch. Under torchrun rank 0 carries the sums so far and the other ranks
+    count from zero; reading adds the ranks' counts (the gradient norm, computed after the
+    gradients are shared, is every rank's alike)."""
+
+    def __init__(self, sums: dict, world: World, device: torch.device):
+        self.world = world
+        carried = [sums["steps"], sums["ll"], sums["kl"]] if world.main else [0.0] * 3
+        self.totals = torch.tensor(carried + [sums.get("grad_norm", 0.0)], dtype=torch.float64, device=device)
+
+    def add(self, *values: torch.Tensor) -> None:
+        self.totals += torch.stack([v.double() for v in values])
+
+    def local_elbo(self) -> float:
+        """This rank's training bound per step so far (one synchronization), for the progress bar."""
+        steps, ll, kl, _ = self.totals.tolist()
+        return (ll - kl) / steps
+
+    def read(self, sums: dict) -> None:
+        steps_ll_kl = self.world.total(self.totals[:3])
+        sums.update(zip(("steps", "ll", "kl", "grad_norm"), steps_ll_kl.tolist() + [self.totals[3].item()]))
+        self.totals[:3] = steps_ll_kl if self.world.main else 0.0
+
+
+class FiniteGuard:
+    """Watches the training loss on the device, without a host synchronization per update;
+    :meth:`check` (one synchronization) raises on the first non-finite loss since the last
+    check, naming its update."""
+
+    def __init__(self, device: torch.device, epoch: int, pos: dict):
+        self.epoch, self.batch, self.step = epoch, pos["batch"], pos["step"]
+        self.ok = torch.ones((), dtype=torch.bool, device=device)          # every loss finite so far
+        self.good = torch.zeros((), dtype=torch.long, device=device)       # updates before the first bad one
+        self.first = torch.zeros((), device=device)                        # the first bad loss
+
+    def add(self, loss: torch.Tensor) -> None:
+        bad = self.ok & ~torch.isfinite(loss.detach())
+        self.first = torch.where(bad, loss.detach(), self.first)
+        self.ok = self.ok & ~bad
+        self.good += self.ok
+
+    def check(self, last: Path, world: World) -> None:
+        """Every rank stops if one saw a non-finite loss (their gradients are shared)."""
+        ok, first = self.ok.item(), self.first.item()
+        good = int(world.least(self.good))
+        if not world.least(self.ok):
+            value = first if not ok else "non-finite on another rank"
+            raise NonFiniteLossError(
+                f"the training loss became {value} at epoch {self.epoch + 1}, update {self.batch + good + 1} "
+                f"(step {self.step + good + 1}); the run stopped and its last good checkpoint is kept at "
+                f"{last if last.exists() else '(none written yet)'}. Check the data for nan/inf, or "
+                f"start a new run with a lower learning rate or clipping (e.g. --name lr3e-4 --set "
+                f"lr=3e-4); a run cannot change them when it resumes")
+        self.batch, self.step, self.good = self.batch + good, self.step + good, self.good.zero_()
 
 
 def _zero_sums() -> dict:

@@ -8,8 +8,8 @@ model tests notice every time.
 Each mutant replaces one exact piece of text in the package (a constant, a term, an
 input, an initialization, a protocol detail). The package and the tests are copied to a
 temporary folder, the mutant is applied there (the working tree is never touched), and
-the model tests (SUITE) run against the copy, the baselines' first: they are the quickest,
-and they share the SRNN module's parts. A mutant is caught when at least one test fails;
+the model, training and multi-process tests (SUITE) run against the copy, the baselines'
+first: they are the quickest, and they share the SRNN module's parts. A mutant is caught when at least one test fails;
 the table names the first. The unmutated copy must pass first, so that a failure is the
 mutant's doing.
 """
@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITE = ["tests/test_baselines.py", "tests/test_fidelity.py", "tests/test_model.py"]
+SUITE = ["tests/test_baselines.py", "tests/test_fidelity.py", "tests/test_model.py", "tests/test_train.py",
+         "tests/test_distributed.py"]
 
 # (name, what it breaks, file, text, replacement)
 MUTANTS = [
@@ -58,7 +59,7 @@ MUTANTS = [
     ("resq-units", "Resq's prior mean from the posterior's hidden units", "srnn/model.py",
      "mu = mu + self.prior.mu(h[:, n:])", "mu = mu + self.prior.mu(h[:, :cfg.mlp_dim])"),
     ("prior-z", "the prior conditioned on z_t instead of z_{t-1}", "srnn/model.py",
-     "z_prev = torch.cat([state.z[:, None], z_seq[:, :-1]], 1)", "z_prev = z_seq"),
+     "z_prev = torch.cat([z0[:, None], z_seq[:, :-1]], 1)", "z_prev = z_seq"),
     ("log-w", "importance weight without log p(z_t | .)", "srnn/model.py",
      "log_w = ll + floored_log_prob(z_seq, mu_p, logvar_p) -", "log_w = ll -"),
     ("mask", "the log-likelihood not masked", "srnn/model.py",
@@ -112,6 +113,13 @@ MUTANTS = [
      '("vrnn", "timit"): 1483', '("vrnn", "timit"): 1024'),
     ("resume-state", "a resumed run does not restore the carried state", "srnn/train.py",
      'state = None if ck["state"] is None else model.state_type(', 'state = None if True else model.state_type('),
+    # Training over several processes (srnn/distributed.py, issue 12).
+    ("ddp-scale", "each rank's loss not scaled by the number of ranks: half the gradient", "srnn/train.py",
+     "(loss * world.size if world.active else loss).backward()", "loss.backward()"),
+    ("ddp-rng", "a resumed rank draws from rank 0's generator", "srnn/train.py",
+     'ck["rank_rng"][world.rank] if world.active', 'ck["rank_rng"][0] if world.active'),
+    ("ddp-noise", "each rank draws its own noise instead of its rows of the batch's", "srnn/train.py",
+     "generator=noise, device=device)[:, world.row_slice(B)]", "device=device)[:, world.row_slice(B)]"),
 ]
 
 

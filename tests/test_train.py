@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from srnn.batching import ChunkBatches, sequence_batches
+from srnn.batching import Batch, ChunkBatches, sequence_batches
 from srnn.checkpoint import CheckpointError, load_checkpoint, load_model
 from srnn.config import preset
 from srnn.evaluate import evaluate
@@ -212,13 +212,41 @@ def test_evaluation_reports_the_kl_of_each_latent_dimension():
     assert sum(m["kl_per_dim"]) == pytest.approx(m["kl_per_step"], abs=1e-5)
 
 
-def test_long_batches_are_evaluated_in_fewer_samples_at_a_time():
+def test_long_batches_are_evaluated_in_fewer_samples_at_a_time_on_one_observed_path():
     cfg, _, _ = toy_run()
     model = SRNN(cfg).eval()
-    calls, forward = [], model.forward
-    model.forward = lambda x, u, mask, state, samples: calls.append((samples, *x.shape[:2])) or \
-        forward(x, u, mask, state, samples=samples)
+    calls, observed = [], []
+    z_chain, observe = model.z_chain, model.observed
+    model.z_chain = lambda paths, z0, samples, noise: calls.append((samples, *paths["x"].shape[:2])) or \
+        z_chain(paths, z0, samples, noise)
+    model.observed = lambda *args: observed.append(args[0].shape) or observe(*args)
     seqs = [np.ones((50, 8), np.float32), np.zeros((3, 8), np.float32)]
     m = evaluate(model, list(sequence_batches(seqs, 2)), samples=10, sample_chunk=4, max_row_steps=300)
     assert [k for k, _, _ in calls] == [3, 3, 3, 1]              # 3 x 2 sequences x 50 steps <= 300
     assert all(k * B * T <= 300 for k, B, T in calls) and np.isfinite(m["iwae_per_step"])
+    assert len(observed) == 1                                     # phi and the GRUs once, not per group
+
+
+class PerGroup(torch.nn.Module):
+    """A model that runs its whole forward pass for every group of samples."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args, **kwargs):
+        return self.model(*args, **kwargs)
+
+
+def test_sharing_the_observed_path_between_sample_groups_changes_no_number():
+    cfg, _, _ = toy_run()
+    torch.manual_seed(0)
+    model = SRNN(cfg)
+    x = torch.as_tensor(toy_chunks(n=3, T=12))
+    u = torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], 1)
+    mask = torch.ones(3, 6)
+    windows = [Batch(x[:, :6], u[:, :6], mask, True), Batch(x[:, 6:], u[:, 6:], mask, False)]
+    torch.manual_seed(5)
+    shared = evaluate(model, windows, samples=10, sample_chunk=3)
+    torch.manual_seed(5)
+    assert evaluate(PerGroup(model), windows, samples=10, sample_chunk=3) == shared

@@ -13,12 +13,15 @@ import numpy as np
 from .music import LOWEST_NOTE  # MIDI note of column 0 of a piano roll
 
 
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence], caption: str, name: str):
-    """A MyST ``{table}`` with a caption and a label, displayed as markdown output."""
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence], caption: str, name: str,
+                   empty: str = "no run yet"):
+    """A MyST ``{table}`` with a caption and a label, displayed as markdown output; a table
+    without rows shows one row that says ``empty``."""
     from IPython.display import Markdown
 
     from .report import pipe_table
 
+    rows = rows or [(empty,) + ("-",) * (len(headers) - 1)]
     return Markdown("\n".join([f"```{{table}} {caption}", f":name: {name}", "", *pipe_table(headers, rows), "```"]))
 
 

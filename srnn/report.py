@@ -1,4 +1,5 @@
-"""The Results page's tables, as (headers, rows) for :func:`srnn.plots.markdown_table`.
+"""The book's tables and lines from records, as (headers, rows) for :func:`srnn.plots.markdown_table`:
+the Results and first-protocol pages, the Baselines page, and each training page's test bound.
 
 Every number comes from a record through :mod:`srnn.tables`; a row without a record says
 "no run yet" instead of showing a number.
@@ -6,7 +7,7 @@ Every number comes from a record through :mod:`srnn.tables`; a row without a rec
 from __future__ import annotations
 
 from . import tables
-from .results import MUSIC_NAMES, PAPER_MUSIC, run_name
+from .results import MUSIC_NAMES, PAPER_MUSIC, PAPER_SPEECH, run_name
 
 NO_RUN = "no run yet"
 
@@ -103,6 +104,42 @@ def table_1(runs: list[dict]) -> tuple[list[str], list[tuple]]:
                       "-" if ours is None or paper is None else f"{ours - paper:+,.0f}"]
         rows.append(tuple(cells))
     return ["model", "Blizzard: paper", "ours", "gap", "TIMIT: paper", "ours", "gap"], rows
+
+
+def bounds_table(records: list[dict], domain: str, dataset: str, form: str = "npz") -> tuple[list[str], list[tuple]]:
+    """A training page's test bounds, one row per record, next to the paper's number for the
+    set (Table 2 for the authors' music arrays, Table 1's smooth+Resq for speech). Music: the
+    bound per step as a mean over pieces and over all frames, and the IWAE bound; speech: the
+    bound per sequence in one pass and over 40-frame windows, per sample and in bits per raw
+    sample, and the IWAE bound."""
+    music = domain == "music"
+    paper = (PAPER_MUSIC.get(dataset) if form == "npz" else None) if music else PAPER_SPEECH["smooth+Resq"].get(dataset)
+    rows = []
+    for record in records:
+        t = record["test"]
+        label = record["profile"] + (" (first protocol)" if tables.protocol(record) == "first" else "")
+        if music:
+            ours = t["elbo_per_step_seq"]
+            rows.append((label, f"{ours:.3f}", f"{t['elbo_per_step']:.3f}",
+                         f"{t['iwae_per_step_seq']:.3f} (K={t['iwae_samples']})" if "iwae_per_step_seq" in t else "-",
+                         "-" if paper is None else f"{paper:.2f}", "-" if paper is None else f"{ours - paper:+.3f}"))
+        else:
+            ours, windows = t["elbo_per_seq"], t.get("windows", {}).get("elbo_per_seq")
+            rows.append((label, f"{ours:.0f}", "-" if windows is None else f"{windows:.0f}",
+                         f"{t['elbo_nats_per_sample']:.4f}", f"{t['elbo_bits_per_sample_raw']:.3f}",
+                         f"{t['iwae_per_seq']:.0f} (K={t['iwae_samples']})" if "iwae_per_seq" in t else "-",
+                         "-" if paper is None else f"{paper}", "-" if paper is None else f"{ours - paper:+.0f}"))
+    if music:
+        return ["run", "ELBO / step (mean over pieces)", "ELBO / step (all frames)", "IWAE / step", "paper (Table 2)",
+                "gap"], rows
+    return ["run", "ELBO / sequence", "ELBO / sequence, windows", "ELBO nats / sample", "bits / raw sample",
+            "IWAE / sequence", "paper (Table 1)", "gap"], rows
+
+
+def reported_bound(record: dict) -> float:
+    """The test bound a training page records: per step (mean over pieces) for music, per
+    sequence for speech."""
+    return record["test"]["elbo_per_step_seq" if record["domain"] == "music" else "elbo_per_seq"]
 
 
 def seeds_table(runs: list[dict], proto: str) -> tuple[list[str], list[tuple]]:
@@ -220,3 +257,49 @@ def baselines_music(runs: list[dict]) -> tuple[list[str], list[tuple]]:
             cells.append(NO_RUN if main is None else f"{main['test']['elbo_per_step_seq']:.3f}")
         rows.append(tuple(cells))
     return ["data set", "paper (SRNN)", "ours: SRNN", "ours: VRNN", "ours: RNN"], rows
+
+
+def missing_numbers(runs: list[dict]) -> int:
+    """How many of our numbers in Tables 2 and 1 have no record yet (main runs, speech cells)."""
+    music = sum(r.get("elbo") is None for r in tables.music_table(runs))
+    return music + sum(row.count(NO_RUN) for row in table_1(runs)[1])
+
+
+# The JSB runs whose optimizer diagnostics show Adam's epsilon regime, by the Results page's label
+# (None: the main run of the original protocol; else the suffix of a first-protocol run).
+EPSILON_RUNS = [("original protocol, paper settings", None), ("first protocol, seed 126", "seed126"),
+                ("first protocol, epsilon 1e-8, seed 124", "adam-eps1e-8-seed124"),
+                ("first protocol, Lasagne's epsilon", "original-code")]
+
+
+def epsilon_regime(runs: list[dict]) -> dict[str, dict]:
+    """The runs of :data:`EPSILON_RUNS` that are committed and recorded the diagnostics, by label."""
+    found = {label: tables.main_run(runs, "jsb") if suffix is None else first_protocol_run(runs, "jsb", suffix)
+             for label, suffix in EPSILON_RUNS}
+    return {label: r for label, r in found.items() if r and any("adam_eps_share" in h for h in r["history"])}
+
+
+def epsilon_lines(diagnosed: dict[str, dict]) -> list[str]:
+    """Per run: the range over epochs of the share of weights below epsilon and of the mean
+    gradient norm before clipping."""
+    lines = []
+    for label, r in diagnosed.items():
+        history = [h for h in r["history"] if "adam_eps_share" in h]
+        shares, norms = [h["adam_eps_share"] for h in history], [h["grad_norm"] for h in history]
+        lines.append(f"- {label} (Adam epsilon {r['config']['adam_eps']:g}, {r['config']['adam_eps_style']} "
+                     f"style): {min(shares):.0%} to {max(shares):.0%} of the weights below epsilon; mean gradient "
+                     f"norm {min(norms):.2f} to {max(norms):.1f}")
+    return lines
+
+
+def provenance(runs: list[dict]) -> list[str]:
+    """One markdown line per run: epochs, device, hours, code commit (dirty or not), how
+    often it was resumed, and the command that made it."""
+    lines = []
+    for r in runs:
+        dirty = " (dirty)" if r["code"].get("dirty") else ""
+        resumed = f", resumed {len(r['starts']) - 1} time(s)" if len(r.get("starts", [])) > 1 else ""
+        lines.append(f"- `{r['id']}`: {r['epochs']} epochs on {r['hardware']['device']}, "
+                     f"{r['wall_time_s'] / 3600:.2f} h, code `{r['code']['commit'][:10]}`{dirty}{resumed}: "
+                     f"`{r['command']}`")
+    return lines

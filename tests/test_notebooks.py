@@ -69,8 +69,14 @@ def test_every_toc_page_ran_with_the_smoke_profile(batch):
     print({name: round(s, 1) for name, s in batch["seconds"].items()}, file=sys.stderr)
 
 
-def test_model_page(batch):
-    g = glued(batch["pages"]["model"])
+def test_every_notebook_reads_in_one_sitting():
+    """A page is narrative and short calls into srnn: tables and figures are built in the package."""
+    lines = {p.name: len(p.read_text().splitlines()) for p in (ROOT / "book" / "notebooks").glob("*.py")}
+    assert {name: n for name, n in lines.items() if n > 150} == {}
+
+
+def test_implementation_page(batch):
+    g = glued(batch["pages"]["implementation"])
     assert g["params_blizzard"] > g["params_timit"] > g["params_music"] > 1_000_000
     assert finite(g["demo_elbo_per_step"], -200, 0)
 
@@ -139,6 +145,7 @@ def test_book_builds_with_warnings_as_errors_and_shows_figures_players_tables(ba
     assert "<audio" in page["samples"] and "<img" in page["samples"]
     assert 'id="tab-results-music"' in page["results"] and 'id="tab-results-speech"' in page["results"]
     assert "no run yet" in page["results"]
+    assert 'id="tab-results-seeds"' in page["first_protocol"] and 'id="tab-model-sizes"' in page["implementation"]
     assert "class GaussianHead(nn.Module):" in re.sub(r"<[^>]+>", "", page["model"])   # literalinclude of srnn
     assert "_static/mathjax/tex-chtml.js" in page["model"]                  # equations render offline
     assert not [name for name, h in page.items() if re.search(r'<(script|link)[^>]*(src|href)="https?://', h)]

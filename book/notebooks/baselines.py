@@ -74,13 +74,9 @@ print({dataset: sorted(records) for dataset, records in committed.items()}, {d: 
 
 # %% tags=["remove-input"]
 sample = committed["sample"]
-if sample:
-    headers, rows = report.model_table(sample)
-    display(markdown_table(headers, rows, caption="SRNN's four inference networks, VRNN, VRNN-I and the RNN on "
-                           "the embedded speech sample: test bounds per 0.5 s sequence and per step, KL per step.",
-                           name="tab-baselines-sample"))
-else:
-    print("no run of any model on the speech sample yet")
+markdown_table(*report.model_table(sample), caption="SRNN's four inference networks, VRNN, VRNN-I and the RNN on the "
+               "embedded speech sample: test bounds per 0.5 s sequence and per step, KL per step.",
+               name="tab-baselines-sample")
 
 # %% mystnb={"figure": {"caption": "Validation ELBO per step of every model on the speech sample, by epoch."}}
 if sample:
@@ -106,14 +102,9 @@ display(Markdown("\n".join(report.claims(sample))))
 # advantage is not about waveform shape.
 
 # %% tags=["remove-input"]
-permuted = committed["sample-perm"]
-if permuted:
-    headers, rows = report.permutation_table(sample, permuted)
-    display(markdown_table(headers, rows, caption="Test bounds per 0.5 s sequence on the speech sample and on the "
-                           "same sample permuted within every frame, with each model's rank.",
-                           name="tab-baselines-permuted"))
-else:
-    print("no run on the permuted sample yet")
+markdown_table(*report.permutation_table(sample, committed["sample-perm"]), caption="Test bounds per 0.5 s "
+               "sequence on the speech sample and on the same sample permuted within every frame, with each model's "
+               "rank.", name="tab-baselines-permuted")
 
 # %% [markdown]
 # ## Listening
@@ -135,9 +126,8 @@ for variant, record in sample.items():
 # `experiments/music.sh`). A cell says "no run yet" until such a run is committed.
 
 # %% tags=["remove-input"]
-headers, rows = report.baselines_music(load_runs(COMMITTED))
-markdown_table(headers, rows, caption="Test ELBO per step (mean over pieces) of SRNN's main run and of the baselines' "
-               "main runs on the four music sets.", name="tab-baselines-music")
+markdown_table(*report.baselines_music(load_runs(COMMITTED)), caption="Test ELBO per step (mean over pieces) of "
+               "SRNN's main run and of the baselines' main runs on the four music sets.", name="tab-baselines-music")
 
 # %% [markdown]
 # ## This batch's own runs
@@ -147,8 +137,7 @@ markdown_table(headers, rows, caption="Test ELBO per step (mean over pieces) of 
 
 # %% tags=["remove-input"]
 for dataset, records in fresh.items():
-    headers, rows = report.model_table(records)
-    display(markdown_table(headers, rows, caption=f"This batch's runs on {dataset} (profile {profile}).",
-                           name=f"tab-baselines-batch-{dataset}"))
+    display(markdown_table(*report.model_table(records), name=f"tab-baselines-batch-{dataset}",
+                           caption=f"This batch's runs on {dataset} (profile {profile})."))
 if not fresh:
     print("this batch trained no model of its own")

@@ -43,11 +43,10 @@ import os
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from srnn import music, results
+from srnn import music, report
 from srnn.config import preset
 from srnn.pages import batch_record, committed_record, missing_run, run_id, run_summary, train_run
 from srnn.plots import markdown_table, training_curves
-from srnn.tables import protocol
 
 known = {"music": music.NAMES, "speech": ("sample", "timit", "blizzard")}
 if dataset not in known.get(domain, ()):
@@ -66,7 +65,7 @@ print(f"{data_name}: run {name!r}, preset {preset_name!r}, profile {profile!r}, 
 # %% tags=["remove-input"]
 base = preset(preset_name)
 changed = [(k, getattr(base, k), v) for k, v in overrides.items()]
-markdown_table(["field", "preset", "this page"], changed or [("(none)", "", "")],
+markdown_table(["field", "preset", "this page"], changed, empty="(none)",
                caption=f"Config fields that differ from the {preset_name!r} preset.", name=f"tab-overrides-{page}")
 
 # %% [markdown]
@@ -127,30 +126,7 @@ records = [r for r in (committed, fresh) if r is not None]
 # the unit of later benchmarks {cite:p}`havtorn2022`.
 
 # %% tags=["remove-input"]
-paper = results.PAPER_MUSIC.get(dataset) if domain == "music" and form == "npz" else \
-    results.PAPER_SPEECH["smooth+Resq"].get(dataset) if domain == "speech" else None
-rows = []
 for record in records:
-    t = record["test"]
-    label = record["profile"] + (" (first protocol)" if protocol(record) == "first" else "")
-    if domain == "music":
-        ours = t["elbo_per_step_seq"]
-        rows.append((label, f"{ours:.3f}", f"{t['elbo_per_step']:.3f}",
-                     f"{t['iwae_per_step_seq']:.3f} (K={t['iwae_samples']})" if "iwae_per_step_seq" in t else "-",
-                     "-" if paper is None else f"{paper:.2f}", "-" if paper is None else f"{ours - paper:+.3f}"))
-        headers = ["run", "ELBO / step (mean over pieces)", "ELBO / step (all frames)", "IWAE / step",
-                   "paper (Table 2)", "gap"]
-    else:
-        ours = t["elbo_per_seq"]
-        windows = t.get("windows", {}).get("elbo_per_seq")
-        rows.append((label, f"{ours:.0f}", "-" if windows is None else f"{windows:.0f}",
-                     f"{t['elbo_nats_per_sample']:.4f}", f"{t['elbo_bits_per_sample_raw']:.3f}",
-                     f"{t['iwae_per_seq']:.0f} (K={t['iwae_samples']})" if "iwae_per_seq" in t else "-",
-                     "-" if paper is None else f"{paper}", "-" if paper is None else f"{ours - paper:+.0f}"))
-        headers = ["run", "ELBO / sequence", "ELBO / sequence, windows", "ELBO nats / sample", "bits / raw sample",
-                   "IWAE / sequence", "paper (Table 1)", "gap"]
-    glue(f"elbo_{record['profile']}", ours, display=False)
-if not rows:
-    headers, rows = ["run", "test bound"], [("no run yet", "-")]
-markdown_table(headers, rows, caption=f"{data_name}: test log-likelihood lower bound (higher is better).",
-               name=f"tab-test-bound-{page}")
+    glue(f"elbo_{record['profile']}", report.reported_bound(record), display=False)
+markdown_table(*report.bounds_table(records, domain, dataset, form), name=f"tab-test-bound-{page}",
+               caption=f"{data_name}: test log-likelihood lower bound (higher is better).")

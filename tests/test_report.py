@@ -1,0 +1,88 @@
+"""The page helpers that turn records into the book's tables and lines: the training page's
+test bounds, the Results page's count of missing numbers and provenance, the epsilon-regime
+runs of the first-protocol page, empty tables, and the model sizes."""
+from srnn import report
+from srnn.config import preset
+from srnn.plots import markdown_table
+from srnn.results import PAPER_MUSIC, PAPER_SPEECH, run_name
+from srnn.tables import first_protocol
+
+
+def music(run_id, elbo, legacy=False, history=(), **test):
+    cfg = (first_protocol if legacy else preset)("music").to_dict()
+    return {"id": run_id, "domain": "music", "dataset": "jsb", "data_form": "npz", "variant": "smooth+Resq",
+            "profile": "paper", "seed": 123, "hardware": {"device": "cpu: x86_64"}, "config": cfg,
+            "epochs": 60, "best_epoch": 50, "wall_time_s": 7200.0, "train_wall_time_s": 7000.0,
+            "history": list(history),
+            "code": {"commit": "a" * 40}, "command": f"python -m srnn.experiment music --name {run_id}",
+            "test": {"elbo_per_step_seq": elbo, "elbo_per_step": elbo - 0.01, **test},
+            **({"protocol": "first: made before issue 10"} if legacy else {})}
+
+
+def test_the_training_pages_bounds_stand_next_to_the_papers_number():
+    main = music("jsb-npz-smooth-resq", -4.8, iwae_per_step_seq=-4.7, iwae_samples=100)
+    old = music("jsb-npz-smooth-resq-legacy", -4.9, legacy=True)
+    headers, rows = report.bounds_table([main, old], "music", "jsb")
+    assert headers[-2:] == ["paper (Table 2)", "gap"]
+    assert rows[0] == ("paper", "-4.800", "-4.810", "-4.700 (K=100)", f"{PAPER_MUSIC['jsb']:.2f}",
+                       f"{-4.8 - PAPER_MUSIC['jsb']:+.3f}")
+    assert rows[1][0] == "paper (first protocol)" and rows[1][3] == "-"
+    assert report.bounds_table([main], "music", "jsb", "classic")[1][0][-2:] == ("-", "-")   # not Table 2's form
+    assert report.reported_bound(main) == -4.8
+
+    speech = {"id": "timit-smooth-resq", "domain": "speech", "profile": "smoke", "config": main["config"],
+              "test": {"elbo_per_seq": 60000.4, "elbo_nats_per_sample": 1.23456, "elbo_bits_per_sample_raw": 9.8765,
+                       "windows": {"elbo_per_seq": 59000.0}}}
+    headers, rows = report.bounds_table([speech], "speech", "timit")
+    paper = PAPER_SPEECH["smooth+Resq"]["timit"]
+    assert rows == [("smoke", "60000", "59000", "1.2346", "9.877", "-", f"{paper}", f"{60000.4 - paper:+.0f}")]
+    assert report.reported_bound(speech) == 60000.4
+    assert report.bounds_table([], "speech", "sample")[1] == []
+
+
+def test_missing_numbers_count_every_cell_without_a_record():
+    everything = report.missing_numbers([])
+    assert everything == 4 + sum(row.count(report.NO_RUN) for row in report.table_1([])[1])
+    assert report.missing_numbers([music("jsb-npz-smooth-resq", -4.8)]) == everything - 1
+
+
+def test_provenance_names_device_commit_resumes_and_command():
+    r = {**music("jsb-npz-smooth-resq", -4.8), "starts": [{}, {}, {}]}
+    r["code"]["dirty"] = True
+    (line,) = report.provenance([r])
+    assert line == ("- `jsb-npz-smooth-resq`: 60 epochs on cpu: x86_64, 2.00 h, code `aaaaaaaaaa` (dirty), "
+                    "resumed 2 time(s): `python -m srnn.experiment music --name jsb-npz-smooth-resq`")
+    assert "resumed" not in report.provenance([music("x", -4.8)])[0]
+
+
+def test_the_epsilon_regime_keeps_runs_with_diagnostics_only():
+    diag = [{"epoch": 1, "adam_eps_share": 0.4, "grad_norm": 3.0},
+            {"epoch": 2, "adam_eps_share": 0.5, "grad_norm": 1.5}]
+    runs = [music("jsb-npz-smooth-resq", -4.8, history=diag),
+            music(run_name("jsb", "npz", "smooth+Resq", "seed126-legacy"), -4.9, legacy=True, history=diag),
+            music(run_name("jsb", "npz", "smooth+Resq", "original-code-legacy"), -5.0, legacy=True,
+                  history=[{"epoch": 1}])]                                    # no diagnostics recorded
+    diagnosed = report.epsilon_regime(runs)
+    assert list(diagnosed) == ["original protocol, paper settings", "first protocol, seed 126"]
+    lines = report.epsilon_lines(diagnosed)
+    assert lines[0] == ("- original protocol, paper settings (Adam epsilon 0.0001, torch style): 40% to 50% of "
+                        "the weights below epsilon; mean gradient norm 1.50 to 3.0")
+    assert report.epsilon_regime([]) == {}
+
+
+def test_an_empty_table_says_so_in_one_row():
+    table = markdown_table(["a", "b", "c"], [], caption="C", name="t", empty="nothing yet").data
+    assert table.splitlines()[-2] == "| nothing yet | - | - |"
+    assert "| 1 | 2 | 3 |" in markdown_table(["a", "b", "c"], [(1, 2, 3)], caption="C", name="t").data
+
+
+def test_model_sizes_count_the_weights_without_drawing_them():
+    from srnn.model import SRNN
+    from srnn.sizes import parameter_count, sizes_table
+
+    tiny = preset("tiny")
+    assert parameter_count(tiny) == sum(p.numel() for p in SRNN(tiny).parameters())
+    headers, rows, counts = sizes_table()
+    assert list(counts) == ["blizzard", "timit", "music"] and len(headers) == len(rows[0])
+    assert counts["blizzard"] > counts["timit"] > counts["music"] > 1_000_000
+    assert rows[2][-1] == f"{counts['music']:,}"

@@ -2,7 +2,7 @@
 # Every run behind results/music/: one line per run, each the one command that reproduces it
 # (same seed, same machine type). The records name the hardware they ran on.
 #   bash experiments/music.sh                 # all runs, one after another
-#   JOBS=2 bash experiments/music.sh          # two at a time
+#   JOBS=2 bash experiments/music.sh          # two at a time (on a GPU box: one per GPU by default)
 #   bash experiments/music.sh --list          # print the commands only
 # The CPU runs in results/ ran two at a time with OMP_NUM_THREADS=1 (their records say
 # torch_threads: 1); set it too to get the same numbers on a CPU.
@@ -84,5 +84,10 @@ if [[ "${1:-}" == "--list" ]]; then
   exit 0
 fi
 mkdir -p runs/logs
-commands | xargs -P "${JOBS:-1}" -I{} sh -c \
-  'log="runs/logs/$(echo "{}" | tr -c "A-Za-z0-9+=-" "_").log"; '"$PY"' -m srnn.experiment {} > "$log" 2>&1 && echo "done: {}" || echo "FAILED: {} (see $log)"'
+# On a GPU box every visible GPU takes one run at a time (JOBS defaults to their number);
+# job slot k runs on GPU k mod GPUS.
+GPUS=$("$PY" -c "import torch; print(torch.cuda.device_count())")
+export GPUS
+commands | xargs -P "${JOBS:-$(( GPUS > 0 ? GPUS : 1 ))}" --process-slot-var=SLOT -I{} sh -c \
+  'if [ "$GPUS" -gt 0 ]; then export CUDA_VISIBLE_DEVICES=$((SLOT % GPUS)); fi; '\
+'log="runs/logs/$(echo "{}" | tr -c "A-Za-z0-9+=-" "_").log"; '"$PY"' -m srnn.experiment {} > "$log" 2>&1 && echo "done: {}" || echo "FAILED: {} (see $log)"'

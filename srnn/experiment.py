@@ -289,6 +289,8 @@ def main(argv: list[str], prog: str = "python -m srnn.experiment") -> int:
     data, samples = (_music if args.domain == "music" else _speech)(args, cfg)
     check_fits(cfg, args.domain, data)
     run_id = default_run_id(args.domain, data, cfg, args.name)
+    if world.active:     # its noise streams differ from one process's: another run, another id
+        run_id += f"-{world.size}proc"
     command = "python -m srnn.experiment " + " ".join(shlex.quote(a) for a in argv)
     record = run_experiment(cfg, data, run_id, args.domain, runs_root=args.runs,
                             results_root=args.results, iwae_samples=args.iwae_samples,

@@ -114,3 +114,4 @@ def test_torchrun_runs_an_experiment_and_rank_0_alone_records_it(tmp_path):
     assert done.stdout.count("test ELBO per step") == 1                    # one record, by rank 0
     records = list((tmp_path / "results" / "music").glob("*/run.json"))
     assert len(records) == 1 and '"processes": 2' in records[0].read_text()
+    assert records[0].parent.name == "jsb-npz-smooth-resq-ddp-2proc"

@@ -33,6 +33,7 @@ commands() {
   done
   # the baselines (issue 13) with SRNN's protocol: VRNN, VRNN-I (standard normal prior), RNN
   echo "music --dataset jsb --preset vrnn_music"
+  echo "music --dataset jsb --preset vrnn_music --set vrnn_prior=standard"
   echo "music --dataset jsb --preset rnn_music"
   legacy
 }

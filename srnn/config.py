@@ -22,6 +22,7 @@ ADAM_EPS_STYLES = ("torch", "lasagne")
 INITS = ("original", "stacked")
 VALID_STATES = ("zero", "carry")
 TEST_PASSES = ("whole", "windows")
+PRECISIONS = ("fp32", "tf32", "bf16")
 
 # What a stored config that predates a field ran with. A record or checkpoint written
 # before these fields existed used this project's first protocol, which departed from the
@@ -102,6 +103,8 @@ class Config:
                                      # of `window` steps carrying the state, every frame scored
     seed: int = 1234                 # seeds the initialization, the data order and the noise
     device: str = "auto"             # "auto" (the GPU when there is one), "cpu", "cuda" or "cuda:N"
+    precision: str = "fp32"          # training's products: "fp32", "tf32" (a GPU's TF32 matrix
+                                     # products) or "bf16" (autocast); numbers move; evaluation is fp32
 
     def __post_init__(self):
         for f in fields(self):
@@ -118,7 +121,7 @@ class Config:
         for name, allowed in (("model", MODELS), ("vrnn_prior", VRNN_PRIORS), ("output", OUTPUTS),
                               ("inference", INFERENCES), ("kl_schedule", KL_SCHEDULES),
                               ("adam_eps_style", ADAM_EPS_STYLES), ("init", INITS), ("valid_state", VALID_STATES),
-                              ("test_pass", TEST_PASSES)):
+                              ("test_pass", TEST_PASSES), ("precision", PRECISIONS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"config field {name!r} must be one of {allowed}, got {getattr(self, name)!r}")
         for name in ("drop_phi_u", "drop_phi_x", "drop_d", "drop_z"):

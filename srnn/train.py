@@ -8,6 +8,7 @@ numbers as a run that was never interrupted.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -126,6 +127,8 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
     if world.main:
         run_dir.mkdir(parents=True, exist_ok=True)
     device = device_of(world, resolve_device(cfg.device))
+    if cfg.precision == "tf32" and device.type != "cuda":
+        raise DeviceError(f"precision=tf32 is a GPU's setting, and this run trains on {device}: use fp32 or bf16")
     torch.manual_seed(cfg.seed)
     model = build_model(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
@@ -189,13 +192,16 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
             if world.active:
                 B, T = whole.x.shape[:2]
                 eps = torch.randn(T, B, model.noise_dim, generator=noise, device=device)[:, world.row_slice(B)]
-            out = net(batch.x, batch.u, batch.mask, None if batch.reset else state, noise=eps)
-            # Under torchrun: this rank's rows over the whole batch's steps, times the number of
-            # ranks, so that the gradients, averaged over the ranks, are the whole batch's.
-            loss = training_loss(out, batch.mask, beta, steps=whole.mask.sum().to(device) if world.active else None)
-            guard.add(loss)
-            opt.zero_grad(set_to_none=True)
-            (loss * world.size if world.active else loss).backward()
+            with tf32(cfg.precision == "tf32"):
+                with torch.autocast(device.type, torch.bfloat16, enabled=cfg.precision == "bf16"):
+                    out = net(batch.x, batch.u, batch.mask, None if batch.reset else state, noise=eps)
+                # Under torchrun: this rank's rows over the whole batch's steps, times the number of
+                # ranks, so that the gradients, averaged over the ranks, are the whole batch's.
+                steps = whole.mask.sum().to(device) if world.active else None
+                loss = training_loss(out, batch.mask, beta, steps=steps)
+                guard.add(loss)
+                opt.zero_grad(set_to_none=True)
+                (loss * world.size if world.active else loss).backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
             torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
             set_adam_eps(opt, cfg, pos["step"] + 1)
@@ -246,6 +252,20 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
             _write_history(run_dir / "history.jsonl", history)
         epoch += 1
     return history
+
+
+@contextlib.contextmanager
+def tf32(enabled: bool):
+    """TF32 matrix products and convolutions on a GPU inside, fp32 outside (evaluation)."""
+    if not enabled:
+        yield
+        return
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
 class Tally:

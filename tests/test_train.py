@@ -10,7 +10,16 @@ from srnn.checkpoint import CheckpointError, load_checkpoint, load_model
 from srnn.config import preset
 from srnn.evaluate import evaluate
 from srnn.model import SRNN
-from srnn.train import NonFiniteLossError, adam_eps_share, beta_at, keep_training, lr_at, set_adam_eps, train
+from srnn.train import (
+    DeviceError,
+    NonFiniteLossError,
+    adam_eps_share,
+    beta_at,
+    keep_training,
+    lr_at,
+    set_adam_eps,
+    train,
+)
 
 
 def toy_chunks(n=16, T=30, dim=8, seed=0):
@@ -250,3 +259,17 @@ def test_sharing_the_observed_path_between_sample_groups_changes_no_number():
     shared = evaluate(model, windows, samples=10, sample_chunk=3)
     torch.manual_seed(5)
     assert evaluate(PerGroup(model), windows, samples=10, sample_chunk=3) == shared
+
+
+def test_reduced_precision_is_an_option_of_the_config_and_refused_where_it_cannot_run(tmp_path):
+    cfg, train_data, valid = toy_run(epochs=1)
+    full = train(cfg, train_data, valid, tmp_path / "fp32", progress=False)[0]
+    half = train(cfg.replace(precision="bf16"), train_data, valid, tmp_path / "bf16", progress=False)[0]
+    assert half["train_elbo_per_step"] != full["train_elbo_per_step"]              # bf16 products move numbers
+    assert half["train_elbo_per_step"] == pytest.approx(full["train_elbo_per_step"], rel=0.05)
+    ck = load_checkpoint(tmp_path / "bf16" / "last.pt")
+    assert ck["config"]["precision"] == "bf16" and all(p.dtype == torch.float32 for p in ck["model"].values())
+    with pytest.raises(CheckpointError, match=r'config.precision: "fp32" there, "bf16" here'):
+        train(cfg.replace(precision="bf16", epochs=2), train_data, valid, tmp_path / "fp32", progress=False)
+    with pytest.raises(DeviceError, match="precision=tf32 is a GPU's setting"):
+        train(cfg.replace(precision="tf32", device="cpu"), train_data, valid, tmp_path / "tf32", progress=False)

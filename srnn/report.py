@@ -6,6 +6,8 @@ Every number comes from a record through :mod:`srnn.tables`; a row without a rec
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from . import tables
 from .results import MUSIC_NAMES, PAPER_MUSIC, PAPER_SPEECH, run_name
 
@@ -204,13 +206,11 @@ def model_table(records: dict[str, dict]) -> tuple[list[str], list[tuple]]:
             "run"], rows
 
 
-def _bound(records: dict[str, dict], variant: str) -> float | None:
-    return records[variant]["test"]["elbo_per_seq"] if variant in records else None
-
-
-def claims(records: dict[str, dict]) -> list[str]:
+def claims(records: dict[str, dict], key: str = "elbo_per_seq", unit: str = "nats per sequence",
+           digits: int = 1, among: Sequence[str] | None = None) -> list[str]:
     """The paper's claims, each tested on ``records`` (variant -> record, one data set): one
-    line per claim with the two bounds and which is higher, or what is missing."""
+    line per claim with the two test bounds (``key``) and which is higher, or what is missing.
+    ``among``: only the claims about these models."""
     tests = [("the smoothing posterior beats filtering (with Resq)", "smooth+Resq", "filt+Resq"),
              ("the smoothing posterior beats filtering (without Resq)", "smooth", "filt"),
              ("Resq helps the smoothing posterior", "smooth+Resq", "smooth"),
@@ -222,13 +222,15 @@ def claims(records: dict[str, dict]) -> list[str]:
              ("a latent state beats none: SRNN against the RNN", "smooth+Resq", "RNN")]
     lines = []
     for claim, a, b in tests:
-        first, second = _bound(records, a), _bound(records, b)
+        if among is not None and not {a, b} <= set(among):
+            continue
+        first, second = (records[v]["test"][key] if v in records else None for v in (a, b))
         if first is None or second is None:
             lines.append(f"- {claim}: not tested yet (no run of {a if first is None else b})")
             continue
         verdict = "holds" if first > second else "does not hold"
-        lines.append(f"- {claim}: **{verdict}** here, {first:,.1f} ({MODELS[a]}) against {second:,.1f} "
-                     f"({MODELS[b]}), a difference of {first - second:+,.1f} nats per sequence")
+        lines.append(f"- {claim}: **{verdict}** here, {first:,.{digits}f} ({MODELS[a]}) against "
+                     f"{second:,.{digits}f} ({MODELS[b]}), a difference of {first - second:+,.{digits}f} {unit}")
     return lines
 
 
@@ -236,15 +238,19 @@ def permutation_table(plain: dict[str, dict], permuted: dict[str, dict]) -> tupl
     """Each model's test bound on the data and on the same data with the samples permuted
     within every frame, and its rank among the models in each (Dai et al. 2019)."""
     both = [v for v in plain if v in permuted]
+    plain, permuted = ({v: r[v]["test"]["elbo_per_seq"] for v in both} for r in (plain, permuted))
 
-    def ranks(records):
-        order = sorted(both, key=lambda v: -records[v]["test"]["elbo_per_seq"])
+    def ranks(bounds):
+        order = sorted(both, key=lambda v: -bounds[v])
         return {v: order.index(v) + 1 for v in both}
 
     rank, rank_perm = ranks(plain), ranks(permuted)
-    rows = [(MODELS[v], f"{_bound(plain, v):,.1f}", rank[v], f"{_bound(permuted, v):,.1f}", rank_perm[v],
-             f"{_bound(permuted, v) - _bound(plain, v):+,.1f}") for v in both]
+    rows = [(MODELS[v], f"{plain[v]:,.1f}", rank[v], f"{permuted[v]:,.1f}", rank_perm[v],
+             f"{permuted[v] - plain[v]:+,.1f}") for v in both]
     return ["model", "test ELBO / sequence", "rank", "permuted within frames", "rank", "change"], rows
+
+
+MUSIC_MODELS = ("smooth+Resq", "VRNN", "VRNN-I", "RNN")
 
 
 def baselines_music(runs: list[dict]) -> tuple[list[str], list[tuple]]:
@@ -252,11 +258,30 @@ def baselines_music(runs: list[dict]) -> tuple[list[str], list[tuple]]:
     rows = []
     for key, title in MUSIC_NAMES.items():
         cells = [title, f"{PAPER_MUSIC[key]:.2f}"]
-        for variant in ("smooth+Resq", "VRNN", "RNN"):
+        for variant in MUSIC_MODELS:
             main = tables.main_run(runs, key, "npz", variant)
             cells.append(NO_RUN if main is None else f"{main['test']['elbo_per_step_seq']:.3f}")
         rows.append(tuple(cells))
-    return ["data set", "paper (SRNN)", "ours: SRNN", "ours: VRNN", "ours: RNN"], rows
+    return ["data set", "paper (SRNN)", *(f"ours: {MODELS[v]}" for v in MUSIC_MODELS)], rows
+
+
+def music_model_runs(runs: list[dict]) -> dict[str, dict[str, dict]]:
+    """Per music set with at least one baseline run: model -> its main run (the same protocol)."""
+    found = {}
+    for key, title in MUSIC_NAMES.items():
+        models = {v: tables.main_run(runs, key, "npz", v) for v in MUSIC_MODELS}
+        found[title] = {v: r for v, r in models.items() if r}
+    return {title: models for title, models in found.items() if len(models) > 1}
+
+
+def music_claims(records: dict[str, dict]) -> list[str]:
+    """The claims about the models of :data:`MUSIC_MODELS`, by the test ELBO per step."""
+    return claims(records, "elbo_per_step_seq", "nats per step", digits=3, among=MUSIC_MODELS)
+
+
+def labelled(records: dict[str, dict]) -> dict[str, dict]:
+    """``records`` (variant -> record) by the models' names, for a legend."""
+    return {MODELS[v]: r for v, r in records.items()}
 
 
 def missing_numbers(runs: list[dict]) -> int:

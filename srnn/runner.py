@@ -213,9 +213,12 @@ def run_batch(profile: str, device: str, pages: list[str] | None = None,
     injected = {"profile": profile, "device": device, "runs_dir": runs_dir,
                 "results_dir": PROFILES[profile].format(runs_dir=runs_dir)}
     todo = [load_page(BOOK / "pages" / f"{n}.yml", profile, injected) for n in names if not pages or n in pages]
-    # The notebooks' kernels inherit this: OpenMP threads that wait sleep instead of spinning, so
-    # that a page beside another busy process does not burn its cores.
+    # The notebooks' kernels inherit these: OpenMP threads that wait sleep instead of spinning, so
+    # that a page beside another busy process does not burn its cores; and the smoke profile's
+    # tiny models train on one thread, where a second one only adds waiting.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if profile == "smoke":
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
     out_dir.mkdir(parents=True, exist_ok=True)
     if not pages:
         for name in names:

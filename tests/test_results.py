@@ -278,7 +278,11 @@ def test_the_baselines_page_tests_each_claim_and_the_permutation(tmp_path):
     assert [r[0] for r in rows] == ["SRNN, smoothing + Resq", "VRNN", "RNN"]      # the models run on both
     assert report.model_table(plain)[1][3][1:3] == ("-200.0", "-")
     music_headers, music_rows = report.baselines_music([])
-    assert music_rows[0] == ("JSB Chorales", "-4.74", report.NO_RUN, report.NO_RUN, report.NO_RUN)
+    assert music_rows[0] == ("JSB Chorales", "-4.74", *[report.NO_RUN] * 4)
+    music = {"smooth+Resq": {"test": {"elbo_per_step_seq": -5.004}}, "VRNN": {"test": {"elbo_per_step_seq": -4.958}}}
+    lines = report.music_claims(music)
+    assert len(lines) == 4 and any("beats feeding z back (VRNN): **does not hold** here, -5.004" in x and "-0.046 nats per step" in x
+               for x in lines)
 
 
 def test_table_1_sets_the_quoted_baselines_beside_ours():

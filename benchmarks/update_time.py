@@ -7,8 +7,9 @@ the paper profile's music pages take on this device.
     python benchmarks/update_time.py --device cuda --profile
     python benchmarks/update_time.py --against 62aee60 --iwae --estimate jsb nottingham muse piano
 
-All paths get the same parameters, data and noise; repetitions alternate between them so
-that any other load on the machine slows all alike. ``--against REV`` loads the package as it
+All paths get the same parameters, data and noise; repetitions alternate between them, each
+path taking each position in turn, so that any other load on the machine, and whatever one
+path leaves in the caches for the next, falls on all alike. ``--against REV`` loads the package as it
 was at git commit REV (from ``git archive``) under another name. ``--iwae`` times the K=100
 bound of long pieces with the observed path computed once per batch against once per group
 of samples. ``--estimate`` multiplies the measured update time by each data set's updates per
@@ -96,8 +97,9 @@ def bench(name: str, device: torch.device, repeats: int, profile: bool, previous
     times = {p: [] for p in models}
     for p in models:                                # warm-up
         update(models[p], optimizers[p], paths[p], x, u, noise)
-    for _ in range(repeats):
-        for p in models:
+    for r in range(repeats):
+        names = list(models)
+        for p in names[r % len(names):] + names[:r % len(names)]:      # each path in each position in turn
             sync(device)
             t0 = time.perf_counter()
             update(models[p], optimizers[p], paths[p], x, u, noise)

@@ -27,8 +27,12 @@ for like with srnn/model.py and FACTS.md section 1, not Chung et al.'s settings)
   softplus standard deviations). VRNN-I's N(0, I) goes through the same floored formulas,
   variance 1 + 1e-6.
 - The emission is SRNN's (emission_layers dense layers; Bernoulli with eps 1e-7 for music,
-  factorized Gaussian with a linear, unfloored log variance for speech). The GMM outputs of
-  Chung et al.'s speech rows (VRNN-GMM, RNN-GMM) are not built.
+  factorized Gaussian with a linear, unfloored log variance for speech). The GMM output of
+  Chung et al.'s speech rows (VRNN-GMM, RNN-GMM; ``output="gmm"``): 20 components, each a
+  factorized Gaussian over the whole frame, mixed by softmax weights (their code's num_k = 20,
+  one weight per component and frame); linear log variances as our Gaussian's (Chung et al.:
+  softplus standard deviations). Their presets keep the Gaussian baselines' sizes, so the
+  mixture's output layer makes them larger than SRNN (tests/test_baselines.py prints it).
 - The nonlinearity is SRNN's leaky ReLU of slope 1/3 clipped to [-3, 3] (Chung et al.: ReLU).
 - Initialization as SRNN's like layers (srnn.model.initialize): zero biases, orthogonal GRU
   gates, Glorot-uniform for phi_x, phi_z, the heads and the output layer, Glorot-normal for

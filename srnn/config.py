@@ -15,7 +15,7 @@ from .errors import UserError
 
 MODELS = ("srnn", "vrnn", "rnn")
 VRNN_PRIORS = ("learned", "standard")
-OUTPUTS = ("gaussian", "bernoulli")
+OUTPUTS = ("gaussian", "bernoulli", "gmm")
 INFERENCES = ("smoothing", "filtering")
 KL_SCHEDULES = ("linear_update", "linear_epochs", "constant")
 ADAM_EPS_STYLES = ("torch", "lasagne")
@@ -42,7 +42,8 @@ class ConfigTypeError(ConfigError, TypeError):
 
 # Each numeric field's range: (name, bound, ">=" or ">").
 RANGES = [*((name, 1, ">=") for name in ("x_dim", "d_dim", "z_dim", "mlp_dim", "batch_size", "window", "epochs",
-                                         "max_epochs", "valid_every", "kl_epochs", "filter_layers")),
+                                         "max_epochs", "valid_every", "kl_epochs", "filter_layers",
+                                         "gmm_components")),
           *((name, 0, ">=") for name in ("phi_layers", "emission_layers", "lr_decay_start", "patience", "kl_start",
                                          "kl_increment")),
           *((name, 0, ">") for name in ("lr", "adam_eps", "clip_norm", "clip_value")),
@@ -57,7 +58,9 @@ class Config:
     model: str = "srnn"              # "srnn", or a baseline (srnn/baselines.py): "vrnn" or "rnn"
     # --- model (FACTS.md section 1) ---
     x_dim: int = 200                 # values per step: 200-sample audio frames or 88 piano keys
-    output: str = "gaussian"         # p(x_t | z_t, d_t): "gaussian" (speech) or "bernoulli" (music)
+    output: str = "gaussian"         # p(x_t | z_t, d_t): "gaussian" (speech) or "bernoulli" (music);
+                                     # the baselines also "gmm" (speech): a mixture of diagonal Gaussians
+    gmm_components: int = 20         # the mixture's components, each over the whole frame (Chung et al.'s 20)
     d_dim: int = 1024                # GRU units, for d_t and for the backward a_t
     z_dim: int = 256                 # latent units of z_t
     mlp_dim: int = 512               # units of every dense hidden layer
@@ -139,6 +142,9 @@ class Config:
         if self.model != "vrnn" and self.vrnn_prior != "learned":
             raise ConfigError(f"config field 'vrnn_prior' is an option of model 'vrnn', not of {self.model!r}")
         if self.model == "srnn":
+            if self.output == "gmm":
+                raise ConfigError("output 'gmm' is the baselines' (VRNN-GMM, RNN-GMM); SRNN's output is the paper's: "
+                                  "gaussian or bernoulli")
             return
         srnn_only = {"inference": "smoothing", "resq": True, "drop_phi_u": 0.0, "drop_phi_x": 0.0,
                      "drop_d": 0.0, "drop_z": 0.0}
@@ -152,7 +158,8 @@ class Config:
         """The paper's name for the model variant, e.g. 'smooth+Resq'; a baseline's name ('VRNN',
         'VRNN-I' for the standard normal prior, 'RNN') for the other models."""
         if self.model != "srnn":
-            return {"vrnn": "VRNN-I" if self.vrnn_prior == "standard" else "VRNN", "rnn": "RNN"}[self.model]
+            name = {"vrnn": "VRNN-I" if self.vrnn_prior == "standard" else "VRNN", "rnn": "RNN"}[self.model]
+            return name + ("-GMM" if self.output == "gmm" else "")
         return ("smooth" if self.inference == "smoothing" else "filt") + ("+Resq" if self.resq else "")
 
     def replace(self, **overrides) -> Config:
@@ -248,6 +255,11 @@ BASELINE_WIDTHS = {("vrnn", "music"): 300, ("rnn", "music"): 707, ("vrnn", "timi
                    ("vrnn", "speech_small"): 79, ("rnn", "speech_small"): 137}
 BASELINES: dict[str, dict] = {f"{model}_{domain}": {**PRESETS[domain], "model": model, "d_dim": d_dim}
                               for (model, domain), d_dim in BASELINE_WIDTHS.items()}
+# The GMM outputs of Table 1 (VRNN-GMM, RNN-GMM): the Gaussian baselines' sizes with a
+# mixture output layer, which alone adds mlp_dim x (2 x 20 x 200 + 20) weights: these
+# presets are larger than SRNN (tests/test_baselines.py prints by how much).
+BASELINES.update({f"{model}_gmm_{domain}": {**BASELINES[f"{model}_{domain}"], "output": "gmm"}
+                  for (model, domain) in BASELINE_WIDTHS if domain != "music"})
 
 
 def preset(name: str, **overrides) -> Config:

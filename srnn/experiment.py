@@ -237,14 +237,14 @@ def default_run_id(domain: str, data, cfg: Config, name: str | None) -> str:
         content = hashlib.sha256(json.dumps(data.fingerprint, sort_keys=True).encode()).hexdigest()[:8]
         base = data.name.replace("folder", f"folder-{content}", 1)
     own = data_preset(domain, data.name)
-    shown = "" if cfg.name in (own, f"{cfg.model}_{own}") else cfg.name
+    shown = "" if cfg.name in (own, f"{cfg.model}_{own}", f"{cfg.model}_gmm_{own}") else cfg.name
     return run_name(base, "", cfg.variant, "-".join(filter(None, [shown, name])))
 
 
 def check_fits(cfg: Config, domain: str, data) -> None:
     """Refuse a config whose output does not model this data (e.g. a speech preset on music)."""
     want = ("bernoulli", 88) if domain == "music" else ("gaussian", data.samples_per_step)
-    if (cfg.output, cfg.x_dim) != want:
+    if (cfg.output.replace("gmm", "gaussian"), cfg.x_dim) != want:
         raise ExperimentError(f"preset {cfg.name!r} models {cfg.x_dim} {cfg.output} values per step, but "
                               f"{data.name} has {want[1]} {want[0]} values per step: choose a preset made for "
                               f"{domain} (e.g. {data_preset(domain, data.name)})")

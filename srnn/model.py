@@ -108,19 +108,35 @@ class GaussianHead(nn.Module):
 class Emission(nn.Module):
     """p(x_t | z_t, d_t): an MLP on [d_t, z_t], then Bernoulli logits (music) or a
     factorized Gaussian with linear mean and linear log-variance (speech). ``in_dim``: the
-    size of the concatenated inputs when they are not [d_t, z_t] (the baselines')."""
+    size of the concatenated inputs when they are not [d_t, z_t] (the baselines').
+
+    The baselines' ``gmm`` output (Chung et al. 2015): K components, each a factorized
+    Gaussian over the whole frame with its own linear mean and log-variance, mixed by
+    softmax weights, p(x_t) = sum_k pi_k prod_i N(x_ti; mu_ki, var_ki)."""
 
     def __init__(self, cfg: Config, in_dim: int | None = None):
         super().__init__()
-        self.gaussian = cfg.output == "gaussian"
+        self.gaussian, self.mixture = cfg.output == "gaussian", cfg.output == "gmm"
         self.mlp = MLP(cfg.d_dim + cfg.z_dim if in_dim is None else in_dim, cfg.mlp_dim, cfg.emission_layers)
-        self.out = nn.Linear(self.mlp.out_dim, cfg.x_dim * (2 if self.gaussian else 1))
+        k = cfg.gmm_components
+        # The output layer's parts, stored side by side: means and log-variances, then the weights' logits.
+        self.parts = [k * cfg.x_dim] * 2 + [k] if self.mixture else [cfg.x_dim] * (2 if self.gaussian else 1)
+        self.out = nn.Linear(self.mlp.out_dim, sum(self.parts))
 
     def forward(self, *inputs):
         """The output layer's parameters from the concatenated inputs, [d_t, z_t] for SRNN."""
         return self.out(self.mlp(torch.cat(inputs, -1)))
 
+    def components(self, params):
+        """A mixture's means and log-variances (..., K, x_dim) and log-weights (..., K)."""
+        mu, logvar, logits = params.split(self.parts, -1)
+        k = logits.shape[-1]
+        return mu.unflatten(-1, (k, -1)), logvar.unflatten(-1, (k, -1)), torch.log_softmax(logits, -1)
+
     def log_prob(self, params, x):
+        if self.mixture:
+            mu, logvar, log_pi = self.components(params)
+            return torch.logsumexp(log_pi + gaussian_log_prob(x.unsqueeze(-2), mu, logvar), -1)
         if self.gaussian:
             mu, logvar = params.chunk(2, -1)
             return gaussian_log_prob(x, mu, logvar)
@@ -128,6 +144,14 @@ class Emission(nn.Module):
         return (x * torch.log(p + BERNOULLI_EPS) + (1 - x) * torch.log(1 - p + BERNOULLI_EPS)).sum(-1)
 
     def sample(self, params, mean_only: bool = False):
+        if self.mixture:
+            mu, logvar, log_pi = self.components(params)
+            if mean_only:
+                return (log_pi.exp().unsqueeze(-1) * mu).sum(-2)
+            k = torch.distributions.Categorical(logits=log_pi).sample()[..., None, None]
+            k = k.expand(*mu.shape[:-2], 1, mu.shape[-1])
+            mu, logvar = mu.gather(-2, k).squeeze(-2), logvar.gather(-2, k).squeeze(-2)
+            return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
         if self.gaussian:
             mu, logvar = params.chunk(2, -1)
             return mu if mean_only else mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
@@ -179,8 +203,8 @@ def initialize(model: nn.Module, normal=()) -> None:
     normal = {id(p) for m in normal if m is not None for p in m.parameters()}
     heads = [m for m in model.modules() if isinstance(m, GaussianHead)]
     emissions = [m for m in model.modules() if isinstance(m, Emission)]
-    side_by_side = {id(m.hidden.weight): 2 for m in heads}
-    side_by_side.update({id(m.out.weight): 2 for m in emissions if m.gaussian})
+    side_by_side = {id(m.hidden.weight): [m.n, m.n] for m in heads}
+    side_by_side.update({id(m.out.weight): m.parts for m in emissions})
     for name, p in model.named_parameters():
         if name.endswith("bias") or "bias_" in name:
             nn.init.zeros_(p)
@@ -191,7 +215,7 @@ def initialize(model: nn.Module, normal=()) -> None:
             nn.init.xavier_normal_(p)
         else:
             glorot = nn.init.xavier_normal_ if id(p) in normal else nn.init.xavier_uniform_
-            for layer in p.data.chunk(side_by_side.get(id(p), 1), 0):
+            for layer in p.data.split(side_by_side.get(id(p), [len(p)]), 0):
                 glorot(layer)
     if model.cfg.small_last_init:
         for layer in [layer for m in heads for layer in (m.mu, m.logvar)] + [m.out for m in emissions]:

@@ -22,7 +22,8 @@ from .tables import departures, protocol
 
 COMMITTED = "results"
 # The baselines a page can name as a variant: the model of its preset and the settings on top.
-BASELINES = {"VRNN": ("vrnn", {}), "VRNN-I": ("vrnn", {"vrnn_prior": "standard"}), "RNN": ("rnn", {})}
+BASELINES = {"VRNN": ("vrnn", {}), "VRNN-I": ("vrnn", {"vrnn_prior": "standard"}), "RNN": ("rnn", {}),
+             "VRNN-GMM": ("vrnn_gmm", {}), "RNN-GMM": ("rnn_gmm", {})}
 PERMUTE_SEED = 1     # the within-frame permutation of a "<corpus>-perm" data set (Dai et al. 2019)
 LEGACY = "-legacy"       # the id suffix of the runs made with this project's first protocol
 FIRST_GROUP = "committed, first protocol"
@@ -80,7 +81,7 @@ def train_run(domain: str, dataset: str, *, preset_name: str, overrides: dict, p
     Speech data are prepared first under ``<runs_dir>/data``: the embedded sample, or the
     TIMIT / Blizzard corpus found in the folder ``corpus``; ``<corpus>-perm`` (e.g.
     ``sample-perm``) permutes the samples within every frame. A ``variant`` may also name a
-    baseline (VRNN, VRNN-I, RNN): its preset is the baseline's of ``preset_name``.
+    baseline (VRNN, VRNN-I, RNN, VRNN-GMM, RNN-GMM): its preset is the baseline's of ``preset_name``.
     """
     if domain == "music":
         data = ["--dataset", dataset, "--form", form]

@@ -94,15 +94,14 @@ def shortfalls(runs: list[dict]) -> list[str]:
 
 
 def table_1(runs: list[dict]) -> tuple[list[str], list[tuple]]:
-    """Table 1: the paper's speech bounds and ours, per model ("not built": an output
-    distribution this project does not have; "-": no number in the paper)."""
+    """Table 1: the paper's speech bounds and ours, per model ("-": no number in the paper)."""
     rows = []
     for r in tables.speech_table(runs):
         cells = [r["model"]]
         for corpus in ("blizzard", "timit"):
             ours, paper = r[f"{corpus} ours"], r[f"{corpus} paper"]
             cells += ["-" if paper is None else f"{paper:,}",
-                      "not built" if r["ours_model"] is None else NO_RUN if ours is None else f"{ours:,.0f}",
+                      NO_RUN if ours is None else f"{ours:,.0f}",
                       "-" if ours is None or paper is None else f"{ours - paper:+,.0f}"]
         rows.append(tuple(cells))
     return ["model", "Blizzard: paper", "ours", "gap", "TIMIT: paper", "ours", "gap"], rows
@@ -190,7 +189,8 @@ def original_code_table(runs: list[dict]) -> tuple[list[str], list[tuple]]:
 
 # The models of the Baselines page, by the variant name their records carry.
 MODELS = {"smooth+Resq": "SRNN, smoothing + Resq", "smooth": "SRNN, smoothing", "filt+Resq": "SRNN, filtering + Resq",
-          "filt": "SRNN, filtering", "VRNN": "VRNN", "VRNN-I": "VRNN-I (standard normal prior)", "RNN": "RNN"}
+          "filt": "SRNN, filtering", "VRNN": "VRNN", "VRNN-I": "VRNN-I (standard normal prior)", "RNN": "RNN",
+          "VRNN-GMM": "VRNN-GMM (mixture output)", "RNN-GMM": "RNN-GMM (mixture output)"}
 
 
 def model_table(records: dict[str, dict]) -> tuple[list[str], list[tuple]]:

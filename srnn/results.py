@@ -34,12 +34,12 @@ PAPER_SPEECH = {
     "filt": {"blizzard": 10846, "timit": 50524},
 }
 # The baselines the paper's Table 1 quotes from Chung et al. (2015), beside the variant of
-# ours that is the same model (None: an output distribution we have not built, a GMM).
+# ours that is the same model.
 PAPER_SPEECH_BASELINES = {
     "VRNN-Gauss": ("VRNN", {"blizzard": 9223, "timit": 28805}),
     "VRNN-I-Gauss": ("VRNN-I", {"blizzard": 8933, "timit": 28340}),
-    "VRNN-GMM": (None, {"blizzard": 9107, "timit": 28982}),
-    "RNN-GMM": (None, {"blizzard": 7413, "timit": 26643}),
+    "VRNN-GMM": ("VRNN-GMM", {"blizzard": 9107, "timit": 28982}),
+    "RNN-GMM": ("RNN-GMM", {"blizzard": 7413, "timit": 26643}),
     "RNN-Gauss": ("RNN", {}),
 }
 MUSIC_NAMES = {"jsb": "JSB Chorales", "nottingham": "Nottingham", "muse": "MuseData",

@@ -239,15 +239,50 @@ def test_parameter_counts_match_srnns(domain):
         assert abs(n / srnn - 1) < 0.01, lines[-1]
     n = count(preset(f"vrnn_{domain}", vrnn_prior="standard"))
     lines.append(f"VRNN-I {n:,} ({100 * (n / srnn - 1):+.2f}%)")
+    if domain != "music":            # the mixture output layer alone: mlp_dim x (2 x 20 x 200 + 20)
+        for model in ("vrnn", "rnn"):
+            n = count(preset(f"{model}_gmm_{domain}"))
+            lines.append(f"{model.upper()}-GMM {n:,} ({100 * (n / srnn - 1):+.2f}%)")
     print("; ".join(lines))
+
+
+@pytest.mark.parametrize("name", ["vrnn_gmm_speech_small", "rnn_gmm_speech_small"])
+def test_the_mixture_output_is_a_mixture_of_factorized_gaussians(name):
+    """log p(x) against torch.distributions' mixture (written independently of ours), every
+    component weighted; samples with the mixture's mean; the model runs and generates."""
+    torch.manual_seed(0)
+    net = build_model(preset(name, gmm_components=5)).double()
+    emission, K, D = net.emission, 5, net.cfg.x_dim
+    params = torch.randn(3, 2 * K * D + K, dtype=torch.float64)
+    mu, logvar, logits = params[:, :K * D].view(3, K, D), params[:, K * D:2 * K * D].view(3, K, D), params[:, -K:]
+    dist = torch.distributions
+    mixture = dist.MixtureSameFamily(dist.Categorical(logits=logits),
+                                     dist.Independent(dist.Normal(mu, torch.exp(0.5 * logvar)), 1))
+    x = mixture.sample()
+    torch.testing.assert_close(emission.log_prob(params, x), mixture.log_prob(x), rtol=0, atol=1e-10)
+    draws = emission.sample(params[:1].expand(4000, -1))
+    se = mixture.stddev[0] / 4000 ** 0.5
+    assert ((draws.mean(0) - mixture.mean[0]).abs() < 5 * se).all()
+    torch.testing.assert_close(emission.sample(params, mean_only=True), mixture.mean)
+    x = torch.randn(2, 6, D, dtype=torch.float64)
+    out = net(x, torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], 1))
+    assert out.ll.shape == (2, 6) and torch.isfinite(out.ll).all()
+    assert net.generate(3, batch_size=2).shape == (2, 3, D)
+
+
+def test_srnn_keeps_the_papers_outputs():
+    with pytest.raises(ConfigError, match="output 'gmm' is the baselines'"):
+        preset("timit", output="gmm")
 
 
 def test_baseline_presets_keep_every_srnn_setting_but_the_model_and_the_width():
     for name, fields in BASELINES.items():
         model, domain = name.split("_", 1)
-        srnn = preset(domain).to_dict()
+        mixture = domain.startswith("gmm_")
+        srnn = preset(domain.removeprefix("gmm_")).to_dict()
         differ = {k for k, v in preset(name).to_dict().items() if srnn[k] != v}
-        assert differ <= {"name", "model", "d_dim"}, name       # vrnn_music keeps SRNN's d_dim too
+        assert differ <= {"name", "model", "d_dim"} | ({"output"} if mixture else set()), name   # vrnn_music
+        assert preset(name).variant == {"vrnn": "VRNN", "rnn": "RNN"}[model] + ("-GMM" if mixture else "")
         assert fields["model"] == model and isinstance(build_model(preset(name, d_dim=8, z_dim=2, mlp_dim=8)),
                                                       {"vrnn": VRNN, "rnn": RNN}[model])
 

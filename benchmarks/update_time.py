@@ -33,7 +33,7 @@ import torch
 
 from srnn.batching import Batch, shifted_input
 from srnn.config import preset
-from srnn.evaluate import evaluate
+from srnn.evaluate import PerGroup, evaluate
 from srnn.model import SRNN
 from srnn.objective import training_loss
 from srnn.reference import reference_forward
@@ -115,17 +115,6 @@ def bench(name: str, device: torch.device, repeats: int, profile: bool, previous
             update(model, opt, paths["package"], x, u, noise)
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
     return med["package"]
-
-
-class PerGroup(torch.nn.Module):
-    """The model run whole for every group of importance samples (the code before issue 12)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, *args, **kwargs):
-        return self.model(*args, **kwargs)
 
 
 def bench_iwae(device: torch.device, repeats: int, pieces: int = 4, steps: int = 1000, samples: int = 100) -> None:

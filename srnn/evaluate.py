@@ -84,6 +84,18 @@ def _evaluate(model, batches, samples, sample_chunk, max_row_steps, progress, de
     return metrics
 
 
+class PerGroup(torch.nn.Module):
+    """``model`` without its shared path: evaluated whole for every group of samples, as
+    before the observed path was shared (what tests and the benchmark compare against)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args, **kwargs):
+        return self.model(*args, **kwargs)
+
+
 def _sample_groups(model, batch: Batch, states: list, groups: list[int]) -> list:
     """One Output per group of samples; a model that can share the work between the groups
     (SRNN: its deterministic path) does so."""

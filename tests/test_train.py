@@ -8,7 +8,7 @@ import torch
 from srnn.batching import Batch, ChunkBatches, sequence_batches
 from srnn.checkpoint import CheckpointError, load_checkpoint, load_model
 from srnn.config import preset
-from srnn.evaluate import evaluate
+from srnn.evaluate import PerGroup, evaluate
 from srnn.model import SRNN
 from srnn.train import (
     DeviceError,
@@ -234,17 +234,6 @@ def test_long_batches_are_evaluated_in_fewer_samples_at_a_time_on_one_observed_p
     assert [k for k, _, _ in calls] == [3, 3, 3, 1]              # 3 x 2 sequences x 50 steps <= 300
     assert all(k * B * T <= 300 for k, B, T in calls) and np.isfinite(m["iwae_per_step"])
     assert len(observed) == 1                                     # phi and the GRUs once, not per group
-
-
-class PerGroup(torch.nn.Module):
-    """A model that runs its whole forward pass for every group of samples."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, *args, **kwargs):
-        return self.model(*args, **kwargs)
 
 
 def test_sharing_the_observed_path_between_sample_groups_changes_no_number():

@@ -27,7 +27,9 @@ commands() {
   echo "music --dataset jsb --name batch8-drop-dz --set batch_size=8 drop_d=0.25 drop_z=0.25"
   echo "music --dataset piano --name drop-dz --set drop_d=0.25 drop_z=0.25"
   echo "music --dataset nottingham --name drop-dz --set drop_d=0.25 drop_z=0.25"
-  echo "music --dataset piano --name drop-dz-seed125 --set drop_d=0.25 drop_z=0.25 seed=125"
+  for seed in 124 125; do
+    echo "music --dataset piano --name drop-dz-seed$seed --set drop_d=0.25 drop_z=0.25 seed=$seed"
+  done
   for seed in 124 125; do                           # other seeds of the settings chosen on validation
     echo "music --dataset jsb --name batch8-drop-dz-seed$seed --set batch_size=8 drop_d=0.25 drop_z=0.25 seed=$seed"
   done

@@ -19,21 +19,36 @@ class Batch:
     """x, u: (B, T, D) float32; mask: (B, T) float32, 1 for real steps.
 
     ``reset`` says whether the model state starts from zero (True) or continues the
-    state that the previous batch of the same epoch ended in (False).
+    state that the previous batch of the same epoch ended in (False). With ``scale`` =
+    (mean, std), x and u hold raw samples (16-bit PCM: a quarter of the bytes to copy) that
+    :meth:`to` normalizes to (v - mean) / std where the model runs, and u_1 = 0 when ``reset``.
     """
 
     x: torch.Tensor
     u: torch.Tensor
     mask: torch.Tensor
     reset: bool = True
+    scale: tuple[float, float] | None = None
 
     def to(self, device) -> Batch:
-        """The batch on ``device``; to a GPU from pinned memory, without waiting for the copy."""
+        """The batch on ``device``, as float32; to a GPU from pinned memory, without waiting
+        for the copy; raw samples are normalized there."""
         device = torch.device(device)
-        if device.type != "cuda":
-            return Batch(self.x.to(device), self.u.to(device), self.mask.to(device), self.reset)
-        move = lambda t: (t if t.is_pinned() else t.pin_memory()).to(device, non_blocking=True)
-        return Batch(move(self.x), move(self.u), move(self.mask), self.reset)
+        if device.type == "cuda":
+            move = lambda t: (t if t.is_pinned() else t.pin_memory()).to(device, non_blocking=True)
+        else:
+            move = lambda t: t.to(device)
+        x, u, mask = move(self.x), move(self.u), move(self.mask)
+        if self.scale is not None:
+            mean, std = self.scale
+            x, u = ((t.to(torch.float32) - mean) / std for t in (x, u))
+            if self.reset:
+                u[:, 0] = 0.0
+        return Batch(x, u, mask, self.reset)
+
+    def rows(self, part: slice) -> Batch:
+        """The batch's rows ``part``."""
+        return Batch(self.x[part], self.u[part], self.mask[part], self.reset, self.scale)
 
 
 def shifted_input(x: torch.Tensor) -> torch.Tensor:
@@ -78,7 +93,8 @@ class ChunkBatches:
     the state zero for the first window and carried over the next three. Chunks are
     shuffled every epoch with a generator seeded by (seed, epoch). ``x`` may be a numpy
     memmap (e.g. of 16-bit PCM): only the chunks of the current batch are read, and they
-    are normalized on the fly to (x - mean) / std.
+    are normalized to (x - mean) / std; integer samples (with u = x shifted) travel raw and
+    are normalized by ``Batch.to`` on the device, to the same numbers.
     """
 
     def __init__(self, x: np.ndarray, batch_size: int, window: int, seed: int = 0,
@@ -100,13 +116,17 @@ class ChunkBatches:
     def batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
         w, per = self.window, self.windows_per_chunk
+        raw = self.u is None and np.issubdtype(self.x.dtype, np.integer)
         for b in range(start // per, len(self) // per):
             rows = np.sort(order[b * self.batch_size:(b + 1) * self.batch_size])
-            x = self._read(self.x, rows)
+            if raw:
+                x, scale = torch.as_tensor(np.asarray(self.x[rows])), (self.mean, self.std)
+            else:
+                x, scale = self._read(self.x, rows), None
             u = shifted_input(x) if self.u is None else self._read(self.u, rows)
             mask = torch.ones(len(rows), w)
             for k in range(start - b * per if b == start // per else 0, per):
-                yield Batch(x[:, k * w:(k + 1) * w], u[:, k * w:(k + 1) * w], mask, reset=(k == 0))
+                yield Batch(x[:, k * w:(k + 1) * w], u[:, k * w:(k + 1) * w], mask, reset=(k == 0), scale=scale)
 
     def _read(self, array: np.ndarray, rows: np.ndarray) -> torch.Tensor:
         x = torch.as_tensor(np.asarray(array[rows]), dtype=torch.float32)

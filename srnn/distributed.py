@@ -50,7 +50,7 @@ class World:
 
     def rows(self, batch: Batch) -> Batch:
         """This rank's share of the batch's rows."""
-        return Batch(self.rows_of(batch.x), self.rows_of(batch.u), self.rows_of(batch.mask), batch.reset)
+        return batch.rows(self.row_slice(batch.x.shape[0]))
 
     def row_slice(self, rows: int) -> slice:
         """This rank's share of ``rows`` rows."""

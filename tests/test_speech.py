@@ -290,11 +290,17 @@ def test_damaged_or_unfinished_preparation_is_refused(tmp_path):
         load_prepared(tmp_path, batch_size=2)
 
 
-def test_chunk_batches_normalize_on_the_fly():
+def test_chunk_batches_send_raw_samples_and_normalize_them_where_the_model_runs():
     pcm = np.arange(2 * 8 * 3, dtype=np.int16).reshape(2, 8, 3)
-    plain = next(ChunkBatches(pcm, 2, 4).batches(0))
-    scaled = next(ChunkBatches(pcm, 2, 4, mean=10.0, std=4.0).batches(0))
+    plain = next(ChunkBatches(pcm, 2, 4).batches(0)).to("cpu")
+    first, second = list(ChunkBatches(pcm, 2, 4, mean=10.0, std=4.0).batches(0))
+    assert first.x.dtype == torch.int16 and first.scale == (10.0, 4.0)        # 2 bytes a sample travel
     assert torch.equal(plain.x, torch.as_tensor(pcm[:, :4], dtype=torch.float32))
-    assert torch.allclose(scaled.x, (plain.x - 10) / 4)
+    # The numbers of normalizing the whole chunk first, then shifting (u_1 = 0), bit for bit.
+    whole = (torch.as_tensor(pcm, dtype=torch.float32) - 10.0) / 4.0
+    u = torch.cat([torch.zeros_like(whole[:, :1]), whole[:, :-1]], 1)
+    for k, batch in enumerate((first.to("cpu"), second.to("cpu"))):
+        assert torch.equal(batch.x, whole[:, 4 * k:4 * k + 4]) and torch.equal(batch.u, u[:, 4 * k:4 * k + 4])
+    assert torch.equal(first.rows(slice(1, 2)).to("cpu").u, u[1:, :4])
     with pytest.raises(ValueError, match="std must be > 0"):
         ChunkBatches(pcm, 2, 4, std=0.0)

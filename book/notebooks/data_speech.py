@@ -102,7 +102,7 @@ display(Audio(rebuilt, rate=rate))
 # (`srnn.batching.ChunkBatches`). The figure marks the windows of one chunk.
 
 # %% mystnb={"figure": {"caption": "One 2 s training chunk; the gray lines split it into the four 0.5 s windows of truncated backpropagation.", "name": "fig-speech-windows"}}
-windows = [b.x[0].numpy() for b in islice(data.train.batches(0), data.train.windows_per_chunk)]
+windows = [b.to("cpu").x[0].numpy() for b in islice(data.train.batches(0), data.train.windows_per_chunk)]
 chunk = data.waveform(np.concatenate(windows))
 waveforms([chunk], [f"a chunk of {len(chunk) // frame} frames in windows of {len(windows[0])}"], rate,
           frame=frame * len(windows[0]))

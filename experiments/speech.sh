@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every run behind results/speech/ on the embedded LibriSpeech sample: SRNN's four inference
-# networks, VRNN, VRNN-I and the RNN, and three of them on the sample permuted within frames.
+# networks, VRNN, VRNN-I and the RNN, VRNN-GMM and RNN-GMM, and three of them on the sample
+# permuted within frames.
 #   bash experiments/speech.sh           # prepare the sample (twice) and run them, one after another
 #   bash experiments/speech.sh --list    # print the commands only
 # The records ran on this project's 2-core CPU with OMP_NUM_THREADS=1; set it too to get
@@ -19,6 +20,8 @@ commands() {
   echo "speech --prepared $PLAIN --preset vrnn_speech_small"
   echo "speech --prepared $PLAIN --preset vrnn_speech_small --set vrnn_prior=standard"
   echo "speech --prepared $PLAIN --preset rnn_speech_small"
+  echo "speech --prepared $PLAIN --preset vrnn_gmm_speech_small"
+  echo "speech --prepared $PLAIN --preset rnn_gmm_speech_small"
   echo "speech --prepared $PERM"
   echo "speech --prepared $PERM --preset vrnn_speech_small"
   echo "speech --prepared $PERM --preset rnn_speech_small"

@@ -219,7 +219,9 @@ def claims(records: dict[str, dict], key: str = "elbo_per_seq", unit: str = "nat
               "smooth+Resq", "VRNN"),
              ("a learned prior beats a standard normal one in VRNN", "VRNN", "VRNN-I"),
              ("a latent state beats none: VRNN against the RNN", "VRNN", "RNN"),
-             ("a latent state beats none: SRNN against the RNN", "smooth+Resq", "RNN")]
+             ("a latent state beats none: SRNN against the RNN", "smooth+Resq", "RNN"),
+             ("(Chung et al.) a mixture output helps the RNN", "RNN-GMM", "RNN"),
+             ("(Chung et al.) a mixture output helps VRNN", "VRNN-GMM", "VRNN")]
     lines = []
     for claim, a, b in tests:
         if among is not None and not {a, b} <= set(among):

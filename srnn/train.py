@@ -197,7 +197,7 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
                     out = net(batch.x, batch.u, batch.mask, None if batch.reset else state, noise=eps)
                 # Under torchrun: this rank's rows over the whole batch's steps, times the number of
                 # ranks, so that the gradients, averaged over the ranks, are the whole batch's.
-                steps = whole.mask.sum().to(device) if world.active else None
+                steps = whole.mask.sum() if world.active else None       # a CPU scalar: no copy to wait for
                 loss = training_loss(out, batch.mask, beta, steps=steps)
                 guard.add(loss)
                 opt.zero_grad(set_to_none=True)

@@ -38,6 +38,7 @@ commands() {
   echo "music --dataset jsb --preset vrnn_music --set vrnn_prior=standard"
   echo "music --dataset jsb --preset rnn_music"
   echo "music --dataset piano --preset vrnn_music"
+  echo "music --dataset piano --preset rnn_music"
   legacy
 }
 

@@ -244,7 +244,8 @@ def default_run_id(domain: str, data, cfg: Config, name: str | None) -> str:
 def check_fits(cfg: Config, domain: str, data) -> None:
     """Refuse a config whose output does not model this data (e.g. a speech preset on music)."""
     want = ("bernoulli", 88) if domain == "music" else ("gaussian", data.samples_per_step)
-    if (cfg.output.replace("gmm", "gaussian"), cfg.x_dim) != want:
+    real = "gaussian" if cfg.output == "gmm" else cfg.output       # a mixture of Gaussians models the same values
+    if (real, cfg.x_dim) != want:
         raise ExperimentError(f"preset {cfg.name!r} models {cfg.x_dim} {cfg.output} values per step, but "
                               f"{data.name} has {want[1]} {want[0]} values per step: choose a preset made for "
                               f"{domain} (e.g. {data_preset(domain, data.name)})")

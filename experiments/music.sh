@@ -27,6 +27,7 @@ commands() {
   echo "music --dataset jsb --name batch8-drop-dz --set batch_size=8 drop_d=0.25 drop_z=0.25"
   echo "music --dataset piano --name drop-dz --set drop_d=0.25 drop_z=0.25"
   echo "music --dataset nottingham --name drop-dz --set drop_d=0.25 drop_z=0.25"
+  echo "music --dataset nottingham --name drop-dz0.5 --set drop_d=0.5 drop_z=0.5"
   for seed in 124 125; do
     echo "music --dataset piano --name drop-dz-seed$seed --set drop_d=0.25 drop_z=0.25 seed=$seed"
   done
@@ -39,6 +40,7 @@ commands() {
   echo "music --dataset jsb --preset rnn_music"
   echo "music --dataset piano --preset vrnn_music"
   echo "music --dataset piano --preset rnn_music"
+  echo "music --dataset nottingham --preset rnn_music"
   legacy
 }
 

@@ -6,13 +6,16 @@ the paper profile's music pages take on this device.
     python benchmarks/update_time.py                    # music and timit presets, CPU
     python benchmarks/update_time.py --device cuda --profile
     python benchmarks/update_time.py --against 62aee60 --iwae --estimate jsb nottingham muse piano
+    python benchmarks/update_time.py --onednn           # the fp32 products on oneDNN too
 
 All paths get the same parameters, data and noise; repetitions alternate between them, each
 path taking each position in turn, so that any other load on the machine, and whatever one
 path leaves in the caches for the next, falls on all alike. ``--against REV`` loads the package as it
 was at git commit REV (from ``git archive``) under another name. ``--iwae`` times the K=100
 bound of long pieces with the observed path computed once per batch against once per group
-of samples. ``--estimate`` multiplies the measured update time by each data set's updates per
+of samples. ``--onednn`` also times the package with torch's fp32 matmul precision at "medium", which
+sends a CPU's products to oneDNN (in bf16 where the CPU has the units for it: the printed
+loss difference tells). ``--estimate`` multiplies the measured update time by each data set's updates per
 epoch and its 50 epochs (runs go on while validation improves: a lower bound). ``--profile``
 prints where the time of one update of the package goes (torch.profiler, top operators).
 """
@@ -76,7 +79,8 @@ def previous_package(rev: str, folder: Path):
     return importlib.import_module(f"{name}.model")
 
 
-def bench(name: str, device: torch.device, repeats: int, profile: bool, previous=None, rev: str = "") -> float:
+def bench(name: str, device: torch.device, repeats: int, profile: bool, previous=None, rev: str = "",
+          onednn: bool = False) -> float:
     """Print the update times side by side; return the package's (seconds, median)."""
     cfg = preset(name)
     torch.manual_seed(0)
@@ -92,24 +96,36 @@ def bench(name: str, device: torch.device, repeats: int, profile: bool, previous
     if previous is not None:
         models[rev] = previous.SRNN(cfg).to(device)
         models[rev].load_state_dict(model.state_dict())
+    if onednn:
+        models["oneDNN"] = model
     optimizers = {p: opt if m is model else torch.optim.Adam(m.parameters(), lr=1e-9) for p, m in models.items()}
-    paths = {"package": package, "reference": reference, rev: package}
+    paths = {"package": package, "reference": reference, rev: package, "oneDNN": package}
+    precision = {p: "medium" if p == "oneDNN" else "highest" for p in models}
     times = {p: [] for p in models}
+    losses = {}
     for p in models:                                # warm-up
+        torch.set_float32_matmul_precision(precision[p])
+        with torch.no_grad():
+            losses[p] = paths[p](models[p], x, u, noise).item()
         update(models[p], optimizers[p], paths[p], x, u, noise)
     for r in range(repeats):
         names = list(models)
         for p in names[r % len(names):] + names[:r % len(names)]:      # each path in each position in turn
+            torch.set_float32_matmul_precision(precision[p])
             sync(device)
             t0 = time.perf_counter()
             update(models[p], optimizers[p], paths[p], x, u, noise)
             sync(device)
             times[p].append(time.perf_counter() - t0)
+    torch.set_float32_matmul_precision("highest")
     med = {p: statistics.median(t) for p, t in times.items()}
     params = sum(q.numel() for q in model.parameters())
     print(f"{name:6s} B={B:3d} T={T:3d} params={params / 1e6:5.1f}M  package {med['package'] * 1e3:8.1f} ms  "
           + "  ".join(f"{p} {med[p] * 1e3:8.1f} ms ({med[p] / med['package']:4.2f}x)" for p in models if p != "package")
           + f"  (median of {repeats}, {device}, {torch.get_num_threads()} threads)")
+    if onednn:
+        print(f"{'':6s} loss with the products on oneDNN - loss without: {losses['oneDNN'] - losses['package']:.2e} "
+              f"(of {losses['package']:.4f})")
     if profile:
         with torch.profiler.profile() as prof:
             update(model, opt, paths["package"], x, u, noise)
@@ -159,12 +175,13 @@ def main() -> None:
     p.add_argument("--profile", action="store_true")
     p.add_argument("--against", metavar="REV", help="also time the package as it was at this git commit")
     p.add_argument("--iwae", action="store_true", help="time the importance-weighted bound of long pieces")
+    p.add_argument("--onednn", action="store_true", help="also time the fp32 products on oneDNN")
     p.add_argument("--estimate", nargs="*", default=[], metavar="SET", help="music sets to estimate a page's time of")
     args = p.parse_args()
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         previous = previous_package(args.against, Path(tmp)) if args.against else None
-        measured = {name: bench(name, device, args.repeats, args.profile, previous, args.against)
+        measured = {name: bench(name, device, args.repeats, args.profile, previous, args.against, args.onednn)
                     for name in args.presets}
     if args.iwae:
         bench_iwae(device, max(1, args.repeats // 2))

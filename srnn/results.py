@@ -13,6 +13,7 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -92,13 +93,40 @@ def code_version(allow_dirty: bool = False, root: str | Path | None = None) -> d
 
 
 def hardware(device: torch.device | str) -> dict:
-    """The machine and the versions of what computed: device, torch, CUDA and cuDNN, Python."""
+    """The machine and what computed on it: device, CPU model, the engine of the fp32 matrix
+    products, torch, CUDA and cuDNN, Python."""
     device = torch.device(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    return {"device": f"{device.type}: {name}", "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+    return {"device": f"{device.type}: {name}", "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "products": product_engine(), "torch": torch.__version__,
             "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available()
             else None, "python": platform.python_version()}
+
+
+def cpu_model() -> str:
+    """The CPU's model name as Linux reports it (``platform.processor()`` elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def product_engine() -> dict:
+    """What runs the CPU's fp32 matrix products: torch's BLAS, torch's fp32 matmul precision
+    (anything but "highest" lets torch send them to oneDNN, which computes them in bf16 on
+    CPUs with the units for it) and any preloaded library (such as one that lets MKL take its
+    Intel code path on an AMD CPU: benchmarks/README.md)."""
+    config = torch.__config__.show()
+    blas = re.search(r"BLAS_INFO=(\w+)", config)
+    blas = blas.group(1) if blas else "unknown"
+    mkl = re.search(r"Math Kernel Library Version ([\d.]+)", config)
+    if blas == "mkl" and mkl:
+        blas = f"mkl {mkl.group(1)}"
+    return {"blas": blas, "fp32_matmul_precision": torch.get_float32_matmul_precision(),
+            "preload": os.environ.get("LD_PRELOAD") or None}
 
 
 def provenance(device: torch.device | str, allow_dirty: bool = False) -> dict:

@@ -5,10 +5,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 
 from srnn.config import preset
 from srnn.experiment import VARIANTS
-from srnn.results import PAPER_MUSIC, ProvenanceError, code_version, load_run, load_runs, run_name, write_run
+from srnn.results import PAPER_MUSIC, ProvenanceError, code_version, hardware, load_run, load_runs, run_name, write_run
 from srnn.tables import (
     baseline,
     chosen,
@@ -190,6 +191,19 @@ def test_the_code_version_is_the_full_commit_and_a_dirty_tree_is_refused(tmp_pat
     monkeypatch.setenv("SRNN_COMMIT", head)
     assert code_version(allow_dirty=True, root=bare) == {
         "commit": head, "dirty": None, "note": "no git history: stated by SRNN_COMMIT, not checked"}
+
+
+def test_the_record_names_the_engine_of_the_matrix_products(monkeypatch):
+    monkeypatch.setenv("LD_PRELOAD", "/opt/libfast.so")
+    torch.set_float32_matmul_precision("medium")
+    try:
+        record = hardware("cpu")
+    finally:
+        torch.set_float32_matmul_precision("highest")
+    assert record["products"]["preload"] == "/opt/libfast.so"
+    assert record["products"]["fp32_matmul_precision"] == "medium"
+    assert record["products"]["blas"].split()[0] == torch.__config__.show().split("BLAS_INFO=")[1].split(",")[0]
+    assert record["cpu"] and hardware("cpu")["products"]["fp32_matmul_precision"] == "highest"
 
 
 def test_every_committed_record_names_a_commit_of_the_history_or_says_unknown():

@@ -2,6 +2,7 @@
 PY := .venv/bin/python
 PROFILE ?= smoke
 DEVICE ?= auto
+JOBS ?=
 
 .venv/done: pyproject.toml constraints.txt requirements.lock
 	python3 -m venv .venv
@@ -12,7 +13,7 @@ DEVICE ?= auto
 setup: .venv/done
 
 book: setup
-	$(PY) -m srnn.runner --profile $(PROFILE) --device $(DEVICE)
+	$(PY) -m srnn.runner --profile $(PROFILE) --device $(DEVICE) $(if $(JOBS),--jobs $(JOBS))
 	.venv/bin/jupyter-book build book/ -W -n --keep-going
 	@echo "The book is at file://$(CURDIR)/book/_build/html/index.html"
 

@@ -92,9 +92,10 @@ if [[ "${1:-}" == "--list" ]]; then
 fi
 mkdir -p runs/logs
 # On a GPU box every visible GPU takes one run at a time (JOBS defaults to their number);
-# job slot k runs on GPU k mod GPUS.
+# job slot k runs on the (k mod GPUS)-th GPU that CUDA_VISIBLE_DEVICES names (all when unset).
 GPUS=$("$PY" -c "import torch; print(torch.cuda.device_count())")
-export GPUS
+GPU_LIST=$(echo "${CUDA_VISIBLE_DEVICES-$(seq -s, 0 $((GPUS - 1)))}" | tr , ' ')   # what slots map to
+export GPUS GPU_LIST
 commands | xargs -P "${JOBS:-$(( GPUS > 0 ? GPUS : 1 ))}" --process-slot-var=SLOT -I{} sh -c \
-  'if [ "$GPUS" -gt 0 ]; then export CUDA_VISIBLE_DEVICES=$((SLOT % GPUS)); fi; '\
+  'if [ "$GPUS" -gt 0 ]; then set -- $GPU_LIST; shift $((SLOT % GPUS)); export CUDA_VISIBLE_DEVICES=$1; fi; '\
 'log="runs/logs/$(echo "{}" | tr -c "A-Za-z0-9+=-" "_").log"; '"$PY"' -m srnn.experiment {} > "$log" 2>&1 && echo "done: {}" || echo "FAILED: {} (see $log)"'

@@ -59,7 +59,7 @@ def variant_config(cfg: Config, variant: str) -> Config:
 def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="runs",
                    results_root="results", iwae_samples: int = 100, profile: str = "paper",
                    command: str = "", progress: bool = True, allow_dirty: bool = False,
-                   write_samples: Callable | None = None) -> dict:
+                   write_samples: Callable | None = None, wait_busy: bool = False) -> dict:
     """Train ``cfg`` on ``data`` (resuming if ``runs/<id>`` holds a partial run), evaluate
     the best-on-validation model on the test set by the ELBO and the importance-weighted
     bound with ``iwae_samples`` samples, and write the record. Returns the record.
@@ -69,7 +69,8 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
     results and record it either way). Every start of the run (the first, and each resume
     from a checkpoint) is kept in ``runs/<id>/starts.json`` and in the record's ``starts``.
     One process trains a run at a time: a second command for the same run, while the first
-    still runs, is refused (it holds ``runs/.<id>.lock``). Under torchrun every rank trains
+    still runs, is refused (it holds ``runs/.<id>.lock``), or with ``wait_busy`` waits for it
+    and then finds the run trained (the book's pages, which may run side by side). Under torchrun every rank trains
     (see :mod:`srnn.distributed`) and rank 0 alone holds the lock, tests and writes the record;
     the other ranks return an empty dict.
     """
@@ -85,7 +86,7 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
     if (folder / "run.json").is_file():
         check_identity(load_run(folder / "run.json"), cfg, data.fingerprint, folder / "run.json", "record this run")
     world = current_world()
-    lock = locked(Path(runs_root) / f".{run_id}.lock", f"the run {run_id}", wait=False)
+    lock = locked(Path(runs_root) / f".{run_id}.lock", f"the run {run_id}", wait=wait_busy)
     with lock if world.main else contextlib.nullcontext():
         starts = _log_start(run_dir, origin) if world.main else []
         history = train(cfg, data.train, data.valid, run_dir, data=data.fingerprint, progress=progress)
@@ -252,7 +253,7 @@ def check_fits(cfg: Config, domain: str, data) -> None:
 
 
 @command_line
-def main(argv: list[str], prog: str = "python -m srnn.experiment") -> int:
+def main(argv: list[str], prog: str = "python -m srnn.experiment", wait_busy: bool = False) -> int:
     p = ArgumentParser(prog=prog, description=__doc__, epilog=settings_help(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("domain", choices=["music", "speech"])
@@ -296,7 +297,7 @@ def main(argv: list[str], prog: str = "python -m srnn.experiment") -> int:
     record = run_experiment(cfg, data, run_id, args.domain, runs_root=args.runs,
                             results_root=args.results, iwae_samples=args.iwae_samples,
                             profile=args.profile, command=command, allow_dirty=args.allow_dirty,
-                            write_samples=samples, progress=world.main)
+                            write_samples=samples, progress=world.main, wait_busy=wait_busy)
     if not world.main:
         return 0
     t = record["test"]

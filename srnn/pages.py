@@ -102,7 +102,7 @@ def train_run(domain: str, dataset: str, *, preset_name: str, overrides: dict, p
             "--set", f"device={device}", *(f"{k}={json.dumps(v)}" for k, v in overrides.items()),
             "--iwae-samples", str(iwae_samples), "--profile", profile,
             "--runs", runs_dir, "--results", results_dir, *(["--name", name] if name else [])]
-    experiment.main(argv)
+    experiment.main(argv, wait_busy=True)        # a page beside this one may be training the same run
     made = [r for r in load_runs(results_dir) if shlex.split(r["command"])[3:] == argv]
     if len(made) != 1:
         raise RuntimeError(f"expected one record of srnn.experiment {argv} under {results_dir}, found {len(made)}")

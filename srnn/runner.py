@@ -21,8 +21,13 @@ parameters cell declares them, and writes the executed notebook to
 ``book/executed/<page>.ipynb``, a git-ignored folder that ``_toc.yml`` points at.
 Notebooks run with the repository root as working directory.
 
-The pages run in ``_toc.yml`` order, and the first failing cell stops the batch with the
-page, the source file, the cell and the error named; the failed notebook is moved to
+The pages run in ``_toc.yml`` order. With ``--jobs N`` (by default one per visible GPU, or
+one on a CPU machine), the pages of one part of the toc run side by side, N at a time, each
+in its own process: job slot k sees only the k-th visible GPU (mod their number); the
+parts still run one after the other, so that the Results pages find the runs of the
+Training pages. Two pages that train the same run take turns. The first failing cell stops
+the batch (pages already running finish) with the page, the source file, the cell and the
+error named; the failed notebook is moved to
 ``book/executed/failed/`` so that the book cannot be built from it. This module is also
 a Sphinx extension (``_config.yml`` loads it) that refuses to build a book whose
 executed pages are missing or come from different profiles.
@@ -30,9 +35,11 @@ executed pages are missing or come from different profiles.
 from __future__ import annotations
 
 import ast
+import multiprocessing
 import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,23 +74,30 @@ class Page:
     title: str | None = None
 
 
-def toc_pages(toc: Path) -> list[str]:
-    """The executed pages ``_toc.yml`` lists (``file: executed/<page>``), in reading order."""
-    found: list[str] = []
-
-    def walk(node):
+def toc_parts(toc: Path) -> list[list[str]]:
+    """The executed pages ``_toc.yml`` lists (``file: executed/<page>``), in reading order,
+    grouped by the toc's parts (a toc without parts: one group per page)."""
+    def walk(node, found):
         if isinstance(node, dict):
             file = node.get("file", "")
             if file.startswith("executed/"):
                 found.append(file.removeprefix("executed/"))
             for value in node.values():
-                walk(value)
+                walk(value, found)
         elif isinstance(node, list):
             for value in node:
-                walk(value)
+                walk(value, found)
+        return found
 
-    walk(read_yaml(toc))
-    return found
+    spec = read_yaml(toc) or {}
+    if isinstance(spec, dict) and isinstance(spec.get("parts"), list):
+        return [pages for part in spec["parts"] if (pages := walk(part, []))]
+    return [[page] for page in walk(spec, [])]
+
+
+def toc_pages(toc: Path) -> list[str]:
+    """The executed pages ``_toc.yml`` lists, in reading order."""
+    return [page for part in toc_parts(toc) for page in part]
 
 
 def read_yaml(path: Path):
@@ -132,7 +146,7 @@ def retitle(nb, title: str, source: Path) -> None:
     first.source = f"# {title}\n" + first.source.split("\n", 1)[1]
 
 
-def load_page(path: Path, profile: str, injected: dict) -> Page:
+def load_page(path: Path, profile: str, injected: dict, notebooks: Path = BOOK / "notebooks") -> Page:
     """Read ``book/pages/<page>.yml`` for one profile and check its parameter names;
     ``injected`` (profile, device, runs_dir, results_dir) and ``page`` (the page's name) go
     to the notebooks that declare them."""
@@ -146,7 +160,7 @@ def load_page(path: Path, profile: str, injected: dict) -> Page:
     if unknown or "notebook" not in spec:
         raise BookError(f"{path}: needs 'notebook:' and may only have the keys {sorted(PAGE_KEYS)}; "
                         f"found unknown keys {unknown}")
-    source = BOOK / "notebooks" / f"{spec['notebook']}.py"
+    source = notebooks / f"{spec['notebook']}.py"
     parameters = {**(spec.get("parameters") or {}), **(spec.get(profile) or {})}
     declared = declared_parameters(read_notebook(source))
     undeclared = sorted(set(parameters) - set(declared))
@@ -186,13 +200,67 @@ def execute_page(page: Page, profile: str, out_dir: Path) -> Path:
     return target
 
 
+def visible_gpus(device: str) -> list[str]:
+    """The GPUs the batch may spread pages over: none for ``device`` cpu, else those
+    ``CUDA_VISIBLE_DEVICES`` names (all of torch's when it is not set)."""
+    if device == "cpu":
+        return []
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        return [g for g in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if g.strip()]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def _take_slot(slots, gpus: list[str]) -> None:
+    """A worker's start: take a job slot, and see only that slot's GPU."""
+    slot = slots.get()
+    if gpus:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
+
+
+def _timed(page: Page, profile: str, out_dir: Path) -> float:
+    start = time.perf_counter()
+    execute_page(page, profile, out_dir)
+    return time.perf_counter() - start
+
+
+def run_part(part: list[Page], profile: str, out_dir: Path, jobs: int, gpus: list[str], bar) -> dict[str, float]:
+    """Run the pages of one part of the toc, ``jobs`` at a time, each in its own process with
+    one of ``gpus`` (one page, or one job: here, one after the other); seconds per page."""
+    seconds = {}
+    if jobs == 1 or len(part) == 1:
+        for page in part:
+            bar.set_postfix_str(page.name)
+            seconds[page.name] = _timed(page, profile, out_dir)
+            bar.update()
+        return seconds
+    spawn = multiprocessing.get_context("spawn")
+    slots = spawn.Queue()
+    for slot in range(min(jobs, len(part))):
+        slots.put(slot)
+    bar.set_postfix_str(", ".join(page.name for page in part))
+    with ProcessPoolExecutor(min(jobs, len(part)), mp_context=spawn, initializer=_take_slot,
+                             initargs=(slots, gpus)) as pool:
+        running = {pool.submit(_timed, page, profile, out_dir): page.name for page in part}
+        for future in as_completed(running):
+            if future.exception() is not None:
+                pool.shutdown(cancel_futures=True)      # the pages already running finish
+                raise future.exception()
+            seconds[running[future]] = future.result()
+            bar.update()
+    return seconds
+
+
 def run_batch(profile: str, device: str, pages: list[str] | None = None,
-              out_dir: Path = EXECUTED, runs_dir: Path | None = None) -> dict[str, float]:
+              out_dir: Path = EXECUTED, runs_dir: Path | None = None, jobs: int | None = None,
+              book: Path = BOOK) -> dict[str, float]:
     """Execute the toc's pages (or the named subset) in order; seconds per page.
 
-    A full batch first removes the executed pages of the toc from ``out_dir`` (and their
-    failed copies), so that no page of an earlier batch survives it; nothing else there
-    is touched. An empty ``pages`` list is refused: it is not the same as no list.
+    ``jobs``: how many pages of one part of the toc run at once (None: one per visible GPU,
+    at least one). A full batch first removes the executed pages of the toc from ``out_dir``
+    (and their failed copies), so that no page of an earlier batch survives it; nothing else
+    there is touched. An empty ``pages`` list is refused: it is not the same as no list.
     """
     from tqdm import tqdm
 
@@ -200,11 +268,14 @@ def run_batch(profile: str, device: str, pages: list[str] | None = None,
         raise BookError(f"unknown profile {profile!r}; choose one of {list(PROFILES)}")
     if pages is not None and not pages:
         raise BookError("no page named: give --pages one or more page names, or leave --pages out for the whole book")
-    names = toc_pages(BOOK / "_toc.yml")
+    if jobs is not None and jobs < 1:
+        raise BookError(f"--jobs must be at least 1, got {jobs}")
+    parts = toc_parts(book / "_toc.yml")
+    names = [name for part in parts for name in part]
     unknown = sorted(set(pages or []) - set(names))
     if unknown:
         raise BookError(f"unknown page(s) {unknown}; _toc.yml lists {names}")
-    orphans = sorted({p.stem for p in (BOOK / "pages").glob("*.yml")} - set(names))
+    orphans = sorted({p.stem for p in (book / "pages").glob("*.yml")} - set(names))
     if orphans:
         raise BookError(f"book/pages has page file(s) {orphans} that _toc.yml does not list; "
                         "add them to _toc.yml as executed/<page> or delete them")
@@ -212,25 +283,26 @@ def run_batch(profile: str, device: str, pages: list[str] | None = None,
     runs_dir = str(runs_dir or Path("runs") / profile)
     injected = {"profile": profile, "device": device, "runs_dir": runs_dir,
                 "results_dir": PROFILES[profile].format(runs_dir=runs_dir)}
-    todo = [load_page(BOOK / "pages" / f"{n}.yml", profile, injected) for n in names if not pages or n in pages]
+    todo = [[load_page(book / "pages" / f"{n}.yml", profile, injected, book / "notebooks")
+             for n in part if not pages or n in pages] for part in parts]
     # The notebooks' kernels inherit these: OpenMP threads that wait sleep instead of spinning, so
     # that a page beside another busy process does not burn its cores; and the smoke profile's
     # tiny models train on one thread, where a second one only adds waiting.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if profile == "smoke":
         os.environ.setdefault("OMP_NUM_THREADS", "1")
+    gpus = visible_gpus(device)
+    jobs = jobs or max(1, len(gpus))
     out_dir.mkdir(parents=True, exist_ok=True)
     if not pages:
         for name in names:
             for old in (out_dir / f"{name}.ipynb", out_dir / "failed" / f"{name}.ipynb"):
                 old.unlink(missing_ok=True)
     seconds = {}
-    for page in (bar := tqdm(todo, desc=f"book ({profile})", unit="page")):
-        bar.set_postfix_str(page.name)
-        start = time.perf_counter()
-        execute_page(page, profile, out_dir)
-        seconds[page.name] = time.perf_counter() - start
-    return seconds
+    with tqdm(total=sum(map(len, todo)), desc=f"book ({profile})", unit="page") as bar:
+        for part in filter(None, todo):
+            seconds.update(run_part(part, profile, out_dir, jobs, gpus, bar))
+    return {page.name: seconds[page.name] for part in todo for page in part}
 
 
 def check_batch(book: Path) -> None:
@@ -269,9 +341,11 @@ def main(argv: list[str], prog: str = "python -m srnn.runner") -> int:
     parser.add_argument("--device", default="auto",
                         help="torch device of the notebooks that train: auto (the GPU when there is one), cpu, cuda")
     parser.add_argument("--pages", nargs="+", help="run only these pages (default: all of _toc.yml)")
+    parser.add_argument("--jobs", type=int, help="pages of one part of the book run at once, each on its own GPU "
+                                                   "(default: one per visible GPU, one on a CPU machine)")
     parser.add_argument("--runs-dir", type=Path, help="where the notebooks write their runs (default: runs/<profile>)")
     args = parser.parse_args(argv)
-    seconds = run_batch(args.profile, args.device, args.pages, runs_dir=args.runs_dir)
+    seconds = run_batch(args.profile, args.device, args.pages, runs_dir=args.runs_dir, jobs=args.jobs)
     for name, s in seconds.items():
         print(f"{s:7.1f} s  {name}")
     print(f"{sum(seconds.values()):7.1f} s  in all; executed pages are in {shown(EXECUTED)}/")

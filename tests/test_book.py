@@ -143,3 +143,48 @@ def test_a_bad_data_set_name_and_a_record_of_another_format_stop_the_batch(tmp_p
                       {"results_root": str(tmp_path / "results")})
     with pytest.raises(BookError, match=r"run.json has results format 999"):
         runner.execute_page(old, "smoke", tmp_path)
+
+
+def parallel_book(tmp_path: Path, pages: dict[str, list[str]], notebook: str) -> Path:
+    """A book whose toc has the given parts (caption: pages), every page one notebook."""
+    book = tmp_path / "book"
+    (book / "pages").mkdir(parents=True)
+    (book / "notebooks").mkdir()
+    write_notebook(book / "notebooks" / "nb.py", *notebook.split("\n\n"))
+    parts = "".join(f"  - caption: {caption}\n    chapters:\n" + "".join(f"      - file: executed/{p}\n" for p in names)
+                    for caption, names in pages.items())
+    (book / "_toc.yml").write_text(f"format: jb-book\nroot: intro\nparts:\n{parts}")
+    for names in pages.values():
+        for name in names:
+            (book / "pages" / f"{name}.yml").write_text(f"notebook: nb\nparameters: {{out: '{tmp_path / 'out'}'}}\n")
+    (tmp_path / "out").mkdir()
+    return book
+
+
+def test_the_pages_of_a_part_run_side_by_side_one_gpu_each_and_parts_in_order(tmp_path, monkeypatch):
+    """Three pages of one part over two (pretended) GPUs, two at a time, each seeing one GPU;
+    the next part's page runs after all of them."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    notebook = ('# %% tags=["parameters"]\nout = ""\npage = ""\n\n'
+                "# %%\nimport os, pathlib, time\ntime.sleep(1)\n"
+                "seen = sorted(p.name for p in pathlib.Path(out).iterdir())\n"
+                "pathlib.Path(out, page).write_text(f\"{os.environ['CUDA_VISIBLE_DEVICES']} {os.getppid()} {seen}\")")
+    book = parallel_book(tmp_path, {"Training": ["a", "b", "c"], "Results": ["summary"]}, notebook)
+    seconds = runner.run_batch("smoke", "auto", out_dir=book / "executed", book=book, jobs=2)
+    assert list(seconds) == ["a", "b", "c", "summary"]
+    ran = {p: (tmp_path / "out" / p).read_text().split(" ", 2) for p in seconds}
+    assert {ran[p][0] for p in "abc"} == {"3", "5"}                 # one GPU each, both used
+    assert len({ran[p][1] for p in "abc"}) == 2                     # by two worker processes
+    assert ran["summary"][2] == "['a', 'b', 'c']"                   # after the whole part
+    assert all((book / "executed" / f"{p}.ipynb").is_file() for p in seconds)
+
+
+def test_a_failing_page_beside_others_stops_the_batch_with_its_name(tmp_path):
+    notebook = ('# %% tags=["parameters"]\nout = ""\npage = ""\n\n'
+                "# %%\nif page == 'b':\n    raise ValueError('bad page')")
+    book = parallel_book(tmp_path, {"Training": ["a", "b"], "Results": ["summary"]}, notebook)
+    with pytest.raises(BookError, match=r"page 'b' failed.*ValueError: bad page"):
+        runner.run_batch("smoke", "cpu", out_dir=book / "executed", book=book, jobs=2)
+    assert not (book / "executed" / "summary.ipynb").exists()
+    with pytest.raises(BookError, match="--jobs must be at least 1"):
+        runner.run_batch("smoke", "cpu", out_dir=book / "executed", book=book, jobs=0)

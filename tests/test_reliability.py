@@ -98,6 +98,25 @@ def test_a_run_that_is_being_trained_is_not_trained_by_a_second_process(tmp_path
     assert run(cfg, data, tmp_path)["epochs"] == 2            # and once it is free, it runs
 
 
+def test_a_page_waits_for_a_run_another_page_is_training(tmp_path, capsys):
+    import threading
+
+    from srnn.files import locked
+    cfg, data = toy_data()
+    held, release = threading.Event(), threading.Event()
+
+    def other_page():
+        with locked(tmp_path / "runs" / ".toy-smooth-resq.lock", "a test", wait=False):
+            held.set()
+            release.wait(10)
+    threading.Thread(target=other_page).start()
+    held.wait(10)
+    threading.Timer(1.0, release.set).start()
+    assert run(cfg, data, tmp_path, wait_busy=True)["epochs"] == 2
+    assert release.is_set()
+    assert "waiting for another process busy with the run toy-smooth-resq" in capsys.readouterr().err
+
+
 def test_a_checkpoint_that_names_no_data_is_not_resumed_with_data(tmp_path):
     cfg, train_data, valid = toy_run(epochs=1)
     train(cfg, train_data, valid, tmp_path, data={"sha256": "x"}, progress=False)

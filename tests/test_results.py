@@ -143,8 +143,10 @@ def test_the_experiments_scripts_list_exactly_the_committed_runs(domain):
     assert arguments(listed) == arguments(committed)
 
 
-def test_the_music_script_gives_each_gpu_one_run_at_a_time(tmp_path):
-    """On a box with two GPUs, every run goes to GPU 0 or 1 and both take runs."""
+@pytest.mark.parametrize("visible, gpus", [(None, {"0", "1"}), ("4,6", {"4", "6"})])
+def test_the_music_script_gives_each_gpu_one_run_at_a_time(tmp_path, visible, gpus):
+    """On a box with two GPUs (or two of its GPUs made visible), every run goes to one of
+    them and both take runs."""
     root = Path(__file__).resolve().parents[1]
     (tmp_path / "experiments").mkdir()
     script = tmp_path / "experiments" / "music.sh"
@@ -153,12 +155,12 @@ def test_the_music_script_gives_each_gpu_one_run_at_a_time(tmp_path):
     python.write_text(f'#!/bin/sh\nif [ "$1" = "-c" ]; then echo 2; else echo "$CUDA_VISIBLE_DEVICES" '
                       f'>> {tmp_path}/gpus; fi\n')
     python.chmod(0o755)
-    done = subprocess.run(["bash", str(script)], env={"PATH": "/usr/bin:/bin", "PY": str(python)},
-                          capture_output=True, text=True, timeout=120)
+    env = {"PATH": "/usr/bin:/bin", "PY": str(python), **({"CUDA_VISIBLE_DEVICES": visible} if visible else {})}
+    done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     listed = subprocess.run(["bash", str(script), "--list"], capture_output=True, text=True).stdout.splitlines()
-    gpus = (tmp_path / "gpus").read_text().split()
-    assert len(gpus) == len(listed) and set(gpus) == {"0", "1"}
+    given = (tmp_path / "gpus").read_text().split()
+    assert len(given) == len(listed) and set(given) == gpus
 
 
 def git(root, *args):

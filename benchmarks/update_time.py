@@ -7,6 +7,7 @@ the paper profile's music pages take on this device.
     python benchmarks/update_time.py --device cuda --profile
     python benchmarks/update_time.py --against 62aee60 --iwae --estimate jsb nottingham muse piano
     python benchmarks/update_time.py --onednn           # the fp32 products on oneDNN too
+    python benchmarks/update_time.py --compile          # the z-chain's step through torch.compile too
 
 All paths get the same parameters, data and noise; repetitions alternate between them, each
 path taking each position in turn, so that any other load on the machine, and whatever one
@@ -15,7 +16,8 @@ was at git commit REV (from ``git archive``) under another name. ``--iwae`` time
 bound of long pieces with the observed path computed once per batch against once per group
 of samples. ``--onednn`` also times the package with torch's fp32 matmul precision at "medium", which
 sends a CPU's products to oneDNN (in bf16 where the CPU has the units for it: the printed
-loss difference tells). ``--estimate`` multiplies the measured update time by each data set's updates per
+loss difference tells). ``--compile`` also times the package with ``compile=true`` (its first, compiling update is
+the warm-up). ``--estimate`` multiplies the measured update time by each data set's updates per
 epoch and its 50 epochs (runs go on while validation improves: a lower bound). ``--profile``
 prints where the time of one update of the package goes (torch.profiler, top operators).
 """
@@ -80,7 +82,7 @@ def previous_package(rev: str, folder: Path):
 
 
 def bench(name: str, device: torch.device, repeats: int, profile: bool, previous=None, rev: str = "",
-          onednn: bool = False) -> float:
+          onednn: bool = False, compiled: bool = False) -> float:
     """Print the update times side by side; return the package's (seconds, median)."""
     cfg = preset(name)
     torch.manual_seed(0)
@@ -98,8 +100,11 @@ def bench(name: str, device: torch.device, repeats: int, profile: bool, previous
         models[rev].load_state_dict(model.state_dict())
     if onednn:
         models["oneDNN"] = model
+    if compiled:
+        models["compiled"] = SRNN(cfg.replace(compile=True)).to(device)
+        models["compiled"].load_state_dict(model.state_dict())
     optimizers = {p: opt if m is model else torch.optim.Adam(m.parameters(), lr=1e-9) for p, m in models.items()}
-    paths = {"package": package, "reference": reference, rev: package, "oneDNN": package}
+    paths = {"package": package, "reference": reference, rev: package, "oneDNN": package, "compiled": package}
     precision = {p: "medium" if p == "oneDNN" else "highest" for p in models}
     times = {p: [] for p in models}
     losses = {}
@@ -123,9 +128,10 @@ def bench(name: str, device: torch.device, repeats: int, profile: bool, previous
     print(f"{name:6s} B={B:3d} T={T:3d} params={params / 1e6:5.1f}M  package {med['package'] * 1e3:8.1f} ms  "
           + "  ".join(f"{p} {med[p] * 1e3:8.1f} ms ({med[p] / med['package']:4.2f}x)" for p in models if p != "package")
           + f"  (median of {repeats}, {device}, {torch.get_num_threads()} threads)")
-    if onednn:
-        print(f"{'':6s} loss with the products on oneDNN - loss without: {losses['oneDNN'] - losses['package']:.2e} "
-              f"(of {losses['package']:.4f})")
+    for p in ("oneDNN", "compiled"):
+        if p in losses:
+            print(f"{'':6s} loss {p} - loss of the package: {losses[p] - losses['package']:.2e} "
+                  f"(of {losses['package']:.4f})")
     if profile:
         with torch.profiler.profile() as prof:
             update(model, opt, paths["package"], x, u, noise)
@@ -176,12 +182,14 @@ def main() -> None:
     p.add_argument("--against", metavar="REV", help="also time the package as it was at this git commit")
     p.add_argument("--iwae", action="store_true", help="time the importance-weighted bound of long pieces")
     p.add_argument("--onednn", action="store_true", help="also time the fp32 products on oneDNN")
+    p.add_argument("--compile", action="store_true", help="also time the z-chain's step through torch.compile")
     p.add_argument("--estimate", nargs="*", default=[], metavar="SET", help="music sets to estimate a page's time of")
     args = p.parse_args()
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         previous = previous_package(args.against, Path(tmp)) if args.against else None
-        measured = {name: bench(name, device, args.repeats, args.profile, previous, args.against, args.onednn)
+        measured = {name: bench(name, device, args.repeats, args.profile, previous, args.against, args.onednn,
+                                  args.compile)
                     for name in args.presets}
     if args.iwae:
         bench_iwae(device, max(1, args.repeats // 2))

@@ -62,6 +62,7 @@ from .model import (
     act,
     check_inputs,
     check_model,
+    compiled,
     generation_start,
     initialize,
     lasagne_grus,
@@ -92,10 +93,11 @@ class RNNState:
         return RNNState(self.h.detach())
 
 
-def gru_step(gi: torch.Tensor, h: torch.Tensor, gru: nn.GRU) -> torch.Tensor:
-    """torch's GRU cell, given the input side gi = W_i x + b_i (rows, 3 units): reset gate r,
-    update gate s, candidate n = tanh(gi_n + r (W_hn h + b_hn)), new state (1 - s) n + s h."""
-    gh = F.linear(h, gru.weight_hh_l0, gru.bias_hh_l0)
+def gru_step(gi: torch.Tensor, h: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor | None) -> torch.Tensor:
+    """torch's GRU cell (hidden-side weights and bias ``w_hh``, ``b_hh``), given the input side
+    gi = W_i x + b_i (rows, 3 units): reset gate r, update gate s, candidate
+    n = tanh(gi_n + r (W_hn h + b_hn)), new state (1 - s) n + s h."""
+    gh = F.linear(h, w_hh, b_hh)
     n = h.shape[-1]
     r, s = torch.sigmoid(gi[:, :2 * n] + gh[:, :2 * n]).chunk(2, -1)
     cand = torch.tanh(gi[:, 2 * n:] + r * gh[:, 2 * n:])
@@ -121,6 +123,7 @@ class VRNN(nn.Module):
         self.emission = Emission(cfg, in_dim=cfg.d_dim + m)             # on [h_{t-1}, phi_z(z_t)]
         self.reset_parameters()
         lasagne_grus(self, cfg)
+        self.step = compiled(self.chain_step, cfg)
 
     def reset_parameters(self):
         """As SRNN's like layers: Glorot-normal for the emission MLP, Glorot-uniform for the
@@ -157,16 +160,14 @@ class VRNN(nn.Module):
         pre_h = per_step(F.linear(phi_u, w_ih[:, :f], self.gru_h.bias_ih_l0))
         pre_q = per_step(self.posterior.c_part(phi_x))
         w_z, w_q = w_ih[:, f:], self.posterior.z_weight()
+        w_hh, b_hh = self.gru_h.weight_hh_l0, self.gru_h.bias_hh_l0
         eps = torch.randn(T, K * B, self.cfg.z_dim, dtype=x.dtype, device=x.device) if noise is None else noise
 
         # The loop: z_t feeds h_t, so h and z advance together.
         h, z = state.h, state.z
         phi_z, steps = self.phi_z(z), []
         for t in range(T):
-            h = gru_step(torch.addmm(pre_h[t], phi_z, w_z.t()), h, self.gru_h)          # h_{t-1}
-            mu, logvar = self.posterior.from_hidden(act(torch.addmm(pre_q[t], h, w_q.t())))
-            z = mu + std(logvar) * eps[t]
-            phi_z = self.phi_z(z)
+            h, z, phi_z, mu, logvar = self.step(pre_h[t], pre_q[t], h, phi_z, w_z, w_q, w_hh, b_hh, eps[t])
             steps.append((h, z, phi_z, mu, logvar))
         h_seq, z_seq, phi_z_seq, mu_q, logvar_q = (torch.stack(s, 1) for s in zip(*steps))   # (K*B, T, .)
 
@@ -174,6 +175,14 @@ class VRNN(nn.Module):
         mu_p, logvar_p = self.prior_params(h_seq)
         ll = self.emission.log_prob(self.emission(h_seq, phi_z_seq), x.repeat(K, 1, 1))
         return latent_output(ll, z_seq, mu_q, logvar_q, mu_p, logvar_p, mask.repeat(K, 1), VRNNState(h, z))
+
+    def chain_step(self, pre_h_t, pre_q_t, h, phi_z, w_z, w_q, w_hh, b_hh, eps_t):
+        """One step of the loop from h_{t-2} = ``h`` and phi_z(z_{t-1}): (h_{t-1}, z_t,
+        phi_z(z_t), mu_q, logvar_q); the GRU's hidden side is ``w_hh``, ``b_hh``."""
+        h = gru_step(torch.addmm(pre_h_t, phi_z, w_z.t()), h, w_hh, b_hh)
+        mu, logvar = self.posterior.from_hidden(act(torch.addmm(pre_q_t, h, w_q.t())))
+        z = mu + std(logvar) * eps_t
+        return h, z, self.phi_z(z), mu, logvar
 
     @torch.no_grad()
     def generate(self, steps: int, batch_size: int = 1, prefix_x: torch.Tensor | None = None,

@@ -108,6 +108,8 @@ class Config:
     device: str = "auto"             # "auto" (the GPU when there is one), "cpu", "cuda" or "cuda:N"
     precision: str = "fp32"          # training's products: "fp32", "tf32" (a GPU's TF32 matrix
                                      # products) or "bf16" (autocast); numbers move; evaluation is fp32
+    compile: bool = False            # run each step of the z-chain through torch.compile (fused
+                                     # kernels; the GRUs stay cuDNN's or oneDNN's); numbers move by rounding
 
     def __post_init__(self):
         for f in fields(self):
@@ -141,6 +143,9 @@ class Config:
         """Options that only one model has are refused on the others, rather than ignored."""
         if self.model != "vrnn" and self.vrnn_prior != "learned":
             raise ConfigError(f"config field 'vrnn_prior' is an option of model 'vrnn', not of {self.model!r}")
+        if self.model == "rnn" and self.compile:
+            raise ConfigError("config field 'compile' compiles the step of a z-chain, and model 'rnn' has none: "
+                              "leave it false")
         if self.model == "srnn":
             if self.output == "gmm":
                 raise ConfigError("output 'gmm' is the baselines' (VRNN-GMM, RNN-GMM); SRNN's output is the paper's: "

@@ -195,6 +195,12 @@ def latent_output(ll, z_seq, mu_q, logvar_q, mu_p, logvar_p, m_k, state) -> Outp
     return Output(ll=ll * m_k, kl=kl_dim.sum(-1), log_w=log_w * m_k, kl_dim=kl_dim, z=z_seq, state=state)
 
 
+def compiled(step, cfg: Config):
+    """A model's z-chain step, through torch.compile when ``cfg.compile`` (one graph, fused
+    elementwise work; a new shape compiles once more), as it is otherwise."""
+    return torch.compile(step, fullgraph=True) if cfg.compile else step
+
+
 def initialize(model: nn.Module, normal=()) -> None:
     """Every model's initialization (see ``SRNN.reset_parameters``): Glorot-normal for the
     modules in ``normal``, Glorot-uniform for the other dense weights. The layers stored side
@@ -304,6 +310,7 @@ class SRNN(nn.Module):
         self.emission = Emission(cfg)
         self.reset_parameters()
         lasagne_grus(self, cfg)
+        self.step = compiled(self.chain_step, cfg)
 
     def reset_parameters(self):
         """Zero biases and orthogonal GRU matrices (each gate's own), and the dense weights
@@ -377,14 +384,9 @@ class SRNN(nn.Module):
         eps = torch.randn(T, K * B, cfg.z_dim, dtype=x.dtype, device=x.device) if noise is None else noise
 
         # The z-chain: z_t ~ q(z_t | z_{t-1}, a_t), the only sequential loop.
-        z, n = z0, 2 * cfg.mlp_dim
-        zs, mus, logvars = [], [], []
+        z, zs, mus, logvars = z0, [], [], []
         for t in range(T):
-            h = act(torch.addmm(pre[t], z, w_z.t()))
-            mu, logvar = self.posterior.from_hidden(h[:, :n])
-            if cfg.resq:
-                mu = mu + self.prior.mu(h[:, n:])
-            z = mu + std(logvar) * eps[t]
+            z, mu, logvar = self.step(pre[t], z, w_z, eps[t])
             zs.append(z), mus.append(mu), logvars.append(logvar)
         z_seq = torch.stack(zs, 1)                                     # (K*B, T, z)
         mu_q, logvar_q = torch.stack(mus, 1), torch.stack(logvars, 1)
@@ -395,6 +397,15 @@ class SRNN(nn.Module):
         mu_p, logvar_p = self.prior.split(paths["pre_p"].repeat(K, 1, 1), z_prev)
         ll = self.emission.log_prob(self.emission(d_k, dropout(z_seq, cfg.drop_z, self.training)), x_k)
         return latent_output(ll, z_seq, mu_q, logvar_q, mu_p, logvar_p, m_k, State(paths["d_last"], z))
+
+    def chain_step(self, pre_t, z, w_z, eps_t):
+        """One step of the z-chain from z_{t-1} = ``z``: (z_t, mu_q, logvar_q)."""
+        n = 2 * self.cfg.mlp_dim
+        h = act(torch.addmm(pre_t, z, w_z.t()))
+        mu, logvar = self.posterior.from_hidden(h[:, :n])
+        if self.cfg.resq:
+            mu = mu + self.prior.mu(h[:, n:])
+        return mu + std(logvar) * eps_t, mu, logvar
 
     @torch.no_grad()
     def generate(self, steps: int, batch_size: int = 1, prefix_x: torch.Tensor | None = None,

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import json
 import math
+import os
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,6 +56,19 @@ def resolve_device(name: str) -> torch.device:
     if device.type not in ("cpu", "cuda"):
         raise DeviceError(f"device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
     return device
+
+
+def check_compiler(cfg: Config, device: torch.device) -> None:
+    """``compile=true`` needs what torch.compile builds its kernels with: Triton on a GPU, a
+    C++ compiler on a CPU."""
+    if not cfg.compile:
+        return
+    needs = "Triton (pip install triton)" if device.type == "cuda" else "a C++ compiler (g++ or clang++, or $CXX)"
+    found = importlib.util.find_spec("triton") if device.type == "cuda" else \
+        next(filter(None, map(shutil.which, (os.environ.get("CXX", ""), "g++", "clang++", "c++"))), None)
+    if not found:
+        raise DeviceError(f"compile=true needs {needs} on this machine to build its kernels for {device.type}, "
+                          f"and there is none: install it, or set compile=false")
 
 
 def beta_at(cfg: Config, step: int, updates_per_epoch: int) -> float:
@@ -129,6 +145,7 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
     device = device_of(world, resolve_device(cfg.device))
     if cfg.precision == "tf32" and device.type != "cuda":
         raise DeviceError(f"precision=tf32 is a GPU's setting, and this run trains on {device}: use fp32 or bf16")
+    check_compiler(cfg, device)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)

@@ -1,13 +1,15 @@
 """Training: schedules, checkpoints, kill-and-resume, NaN stop, learning, evaluation."""
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
-from srnn.batching import Batch, ChunkBatches, sequence_batches
+from srnn.baselines import build_model
+from srnn.batching import Batch, ChunkBatches, sequence_batches, shifted_input
 from srnn.checkpoint import CheckpointError, load_checkpoint, load_model
-from srnn.config import preset
+from srnn.config import ConfigError, preset
 from srnn.evaluate import PerGroup, evaluate
 from srnn.model import SRNN
 from srnn.train import (
@@ -262,3 +264,47 @@ def test_reduced_precision_is_an_option_of_the_config_and_refused_where_it_canno
         train(cfg.replace(precision="bf16", epochs=2), train_data, valid, tmp_path / "fp32", progress=False)
     with pytest.raises(DeviceError, match="precision=tf32 is a GPU's setting"):
         train(cfg.replace(precision="tf32", device="cpu"), train_data, valid, tmp_path / "tf32", progress=False)
+
+
+needs_compiler = pytest.mark.skipif(not any(map(shutil.which, ("g++", "clang++", "c++"))),
+                                    reason="torch.compile builds CPU kernels with a C++ compiler")
+
+
+@needs_compiler
+@pytest.mark.parametrize("name", ["music", "speech_small", "vrnn_music", "vrnn_speech_small"])
+def test_the_compiled_step_equals_the_eager_one(name):
+    """compile=true: the same values and gradients as eager, training (with noise and a mask)
+    and evaluating (several samples: another shape), up to float rounding."""
+    cfg = preset(name, d_dim=16, z_dim=4, mlp_dim=16)
+    torch.manual_seed(0)
+    eager = build_model(cfg)
+    fast = build_model(cfg.replace(compile=True))
+    fast.load_state_dict(eager.state_dict())
+    torch.manual_seed(1)
+    x = torch.randn(3, 7, cfg.x_dim)
+    if cfg.output == "bernoulli":
+        x = torch.bernoulli(torch.full((3, 7, cfg.x_dim), 0.2))
+    mask = torch.ones(3, 7)
+    mask[2, 5:] = 0
+    noise = torch.randn(7, 3, cfg.z_dim)
+    outs = [m(x, shifted_input(x), mask, noise=noise) for m in (eager, fast)]
+    for out in outs:
+        (out.ll.sum() - out.kl.sum()).backward()
+    for field in ("ll", "kl", "log_w"):
+        torch.testing.assert_close(getattr(outs[1], field), getattr(outs[0], field), rtol=1e-5, atol=1e-4)
+    for (p_name, p), q in zip(eager.named_parameters(), fast.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-4, msg=p_name)
+    with torch.no_grad():
+        noise = torch.randn(7, 12, cfg.z_dim)
+        evals = [m(x, shifted_input(x), mask, samples=4, noise=noise).log_w for m in (eager, fast)]
+    torch.testing.assert_close(evals[1], evals[0], rtol=1e-5, atol=1e-4)
+
+
+def test_compiling_is_refused_where_it_cannot_build_and_for_the_rnn(tmp_path, monkeypatch):
+    cfg, train_data, valid = toy_run(epochs=1, compile=True)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.delenv("CXX", raising=False)
+    with pytest.raises(DeviceError, match="compile=true needs a C.. compiler .* set compile=false"):
+        train(cfg, train_data, valid, tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="model 'rnn' has none"):
+        preset("rnn_music", compile=True)

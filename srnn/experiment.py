@@ -70,9 +70,9 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
     from a checkpoint) is kept in ``runs/<id>/starts.json`` and in the record's ``starts``.
     One process trains a run at a time: a second command for the same run, while the first
     still runs, is refused (it holds ``runs/.<id>.lock``), or with ``wait_busy`` waits for it
-    and then finds the run trained (the book's pages, which may run side by side). Under torchrun every rank trains
-    (see :mod:`srnn.distributed`) and rank 0 alone holds the lock, tests and writes the record;
-    the other ranks return an empty dict.
+    and then finds the run trained (the book's pages, which may run side by side). Under
+    torchrun every rank trains (see :mod:`srnn.distributed`) and rank 0 alone holds the lock,
+    tests and writes the record; the other ranks return an empty dict.
     """
     if iwae_samples < 1:
         raise ExperimentError(f"iwae_samples must be at least 1 (1: the ELBO only), got {iwae_samples}")

@@ -201,15 +201,15 @@ def execute_page(page: Page, profile: str, out_dir: Path) -> Path:
 
 
 def visible_gpus(device: str) -> list[str]:
-    """The GPUs the batch may spread pages over: none for ``device`` cpu, else those
-    ``CUDA_VISIBLE_DEVICES`` names (all of torch's when it is not set)."""
+    """The GPUs the batch may spread pages over: none for ``device`` cpu or on a machine
+    without one, else the names ``CUDA_VISIBLE_DEVICES`` gives them (0, 1, ... when unset)."""
     if device == "cpu":
         return []
-    if "CUDA_VISIBLE_DEVICES" in os.environ:
-        return [g for g in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if g.strip()]
     import torch
 
-    return [str(i) for i in range(torch.cuda.device_count())]
+    count = torch.cuda.device_count()
+    names = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return names.split(",")[:count] if names is not None else [str(i) for i in range(count)]
 
 
 def _take_slot(slots, gpus: list[str]) -> None:

@@ -164,7 +164,9 @@ def parallel_book(tmp_path: Path, pages: dict[str, list[str]], notebook: str) ->
 def test_the_pages_of_a_part_run_side_by_side_one_gpu_each_and_parts_in_order(tmp_path, monkeypatch):
     """Three pages of one part over two (pretended) GPUs, two at a time, each seeing one GPU;
     the next part's page runs after all of them."""
+    import torch
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     notebook = ('# %% tags=["parameters"]\nout = ""\npage = ""\n\n'
                 "# %%\nimport os, pathlib, time\ntime.sleep(1)\n"
                 "seen = sorted(p.name for p in pathlib.Path(out).iterdir())\n"
@@ -188,3 +190,14 @@ def test_a_failing_page_beside_others_stops_the_batch_with_its_name(tmp_path):
     assert not (book / "executed" / "summary.ipynb").exists()
     with pytest.raises(BookError, match="--jobs must be at least 1"):
         runner.run_batch("smoke", "cpu", out_dir=book / "executed", book=book, jobs=0)
+
+
+def test_the_gpus_pages_spread_over_are_the_visible_ones(monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert runner.visible_gpus("auto") == ["0", "1"] and runner.visible_gpus("cpu") == []
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,7")
+    assert runner.visible_gpus("cuda") == ["2", "7"]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)      # the variable set, no GPU
+    assert runner.visible_gpus("auto") == []

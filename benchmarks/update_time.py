@@ -8,40 +8,54 @@ the paper profile's music pages take on this device.
     python benchmarks/update_time.py --against 62aee60 --iwae --estimate jsb nottingham muse piano
     python benchmarks/update_time.py --onednn           # the fp32 products on oneDNN too
     python benchmarks/update_time.py --compile          # the z-chain's step through torch.compile too
+    python benchmarks/update_time.py --onednn --compile --record results/benchmarks/cpu-1thread.json
 
 All paths get the same parameters, data and noise; repetitions alternate between them, each
 path taking each position in turn, so that any other load on the machine, and whatever one
-path leaves in the caches for the next, falls on all alike. ``--against REV`` loads the package as it
-was at git commit REV (from ``git archive``) under another name. ``--iwae`` times the K=100
-bound of long pieces with the observed path computed once per batch against once per group
-of samples. ``--onednn`` also times the package with torch's fp32 matmul precision at "medium", which
-sends a CPU's products to oneDNN (in bf16 where the CPU has the units for it: the printed
-loss difference tells). ``--compile`` also times the package with ``compile=true`` (its first, compiling update is
-the warm-up). ``--estimate`` multiplies the measured update time by each data set's updates per
-epoch and its 50 epochs (runs go on while validation improves: a lower bound). ``--profile``
-prints where the time of one update of the package goes (torch.profiler, top operators).
+path leaves in the caches for the next, falls on all alike.
+
+- ``--against REV`` loads the package as it was at git commit REV (from ``git archive``)
+  under another name.
+- ``--onednn`` also times the package with torch's fp32 matmul precision at "medium", which
+  sends a CPU's products to oneDNN (in bf16 where the CPU has the units for it: the printed
+  loss change tells), and one product of a music update's largest shape by each engine.
+- ``--compile`` also times the package with ``compile=true`` (its first, compiling update is
+  the warm-up).
+- ``--iwae`` times the K=100 bound of long pieces with the observed path computed once per
+  batch against once per group of samples.
+- ``--estimate`` multiplies the measured update time by each data set's updates per epoch
+  and its 50 epochs (runs go on while validation improves: a lower bound).
+- ``--profile`` prints where the time of one update of the package goes (torch.profiler).
+- ``--record PATH`` writes what was measured, with the code commit, the hardware (and the
+  engine of its products), the command and the wall time, for the book's Performance page;
+  it refuses a tree with uncommitted changes.
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import io
+import shlex
 import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 from srnn.batching import Batch, shifted_input
 from srnn.config import preset
+from srnn.errors import ArgumentParser, command_line
 from srnn.evaluate import PerGroup, evaluate
+from srnn.files import write_json
 from srnn.model import SRNN
 from srnn.objective import training_loss
 from srnn.reference import reference_forward
+from srnn.results import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,8 +96,8 @@ def previous_package(rev: str, folder: Path):
 
 
 def bench(name: str, device: torch.device, repeats: int, profile: bool, previous=None, rev: str = "",
-          onednn: bool = False, compiled: bool = False) -> float:
-    """Print the update times side by side; return the package's (seconds, median)."""
+          onednn: bool = False, compiled: bool = False) -> dict:
+    """Print the update times side by side; return them (ms, medians) and the losses' changes."""
     cfg = preset(name)
     torch.manual_seed(0)
     model = SRNN(cfg).to(device)
@@ -128,15 +142,38 @@ def bench(name: str, device: torch.device, repeats: int, profile: bool, previous
     print(f"{name:6s} B={B:3d} T={T:3d} params={params / 1e6:5.1f}M  package {med['package'] * 1e3:8.1f} ms  "
           + "  ".join(f"{p} {med[p] * 1e3:8.1f} ms ({med[p] / med['package']:4.2f}x)" for p in models if p != "package")
           + f"  (median of {repeats}, {device}, {torch.get_num_threads()} threads)")
-    for p in ("oneDNN", "compiled"):
-        if p in losses:
-            print(f"{'':6s} loss {p} - loss of the package: {losses[p] - losses['package']:.2e} "
-                  f"(of {losses['package']:.4f})")
+    changes = {p: losses[p] - losses["package"] for p in ("oneDNN", "compiled") if p in losses}
+    for p, change in changes.items():
+        print(f"{'':6s} loss {p} - loss of the package: {change:.2e} (of {losses['package']:.4f})")
     if profile:
         with torch.profiler.profile() as prof:
             update(model, opt, paths["package"], x, u, noise)
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
-    return med["package"]
+    return {"batch": B, "steps": T, "params": params, "ms": {p: t * 1e3 for p, t in med.items()},
+            "loss_change": changes, "loss": losses["package"]}
+
+
+def bench_product(repeats: int, shape=(1600, 800, 900)) -> dict:
+    """GFLOP/s of one fp32 product of a music update's largest shape on the CPU, by torch's
+    BLAS and by oneDNN (matmul precision "medium"), turn about, and the largest error of each
+    against float64 (about 1e-7 for fp32; bf16 would show about 1e-3)."""
+    m, k, n = shape
+    a, w = torch.randn(m, k), torch.randn(k, n)
+    exact = a.double() @ w.double()
+    times, errors = {"BLAS": [], "oneDNN": []}, {}
+    for r in range(repeats + 1):
+        for engine in times:
+            torch.set_float32_matmul_precision("medium" if engine == "oneDNN" else "highest")
+            t0 = time.perf_counter()
+            y = a @ w
+            if r:                                   # the first round warms up
+                times[engine].append(time.perf_counter() - t0)
+            errors[engine] = ((y.double() - exact).abs().max() / exact.abs().max()).item()
+    torch.set_float32_matmul_precision("highest")
+    gflops = {e: 2 * m * k * n / statistics.median(t) / 1e9 for e, t in times.items()}
+    print(f"product {m}x{k} by {k}x{n}: " + ", ".join(f"{e} {gflops[e]:.0f} GFLOP/s (largest error {errors[e]:.1e})"
+                                                      for e in times))
+    return {"shape": list(shape), "gflops": gflops, "max_relative_error": errors}
 
 
 def bench_iwae(device: torch.device, repeats: int, pieces: int = 4, steps: int = 1000, samples: int = 100) -> None:
@@ -173,29 +210,44 @@ def estimate(sets: list[str], seconds_per_update: float, device: torch.device) -
               f"{hours:5.2f} h of training at least ({device}; validation and the test bound come on top)")
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+@command_line
+def main(argv: list[str]) -> int:
+    p = ArgumentParser(prog="python benchmarks/update_time.py", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--presets", nargs="*", default=["music", "timit"])
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--profile", action="store_true")
     p.add_argument("--against", metavar="REV", help="also time the package as it was at this git commit")
     p.add_argument("--iwae", action="store_true", help="time the importance-weighted bound of long pieces")
-    p.add_argument("--onednn", action="store_true", help="also time the fp32 products on oneDNN")
+    p.add_argument("--onednn", action="store_true", help="also time the fp32 products on oneDNN (CPU)")
     p.add_argument("--compile", action="store_true", help="also time the z-chain's step through torch.compile")
     p.add_argument("--estimate", nargs="*", default=[], metavar="SET", help="music sets to estimate a page's time of")
-    args = p.parse_args()
+    p.add_argument("--record", type=Path, metavar="PATH", help="write the measurements with their provenance here")
+    p.add_argument("--allow-dirty", action="store_true", help="record from a tree with uncommitted changes, "
+                                                               "as dirty with a hash of the diff")
+    args = p.parse_args(argv)
     device = torch.device(args.device)
+    origin = provenance(device, args.allow_dirty) if args.record else {}       # a dirty tree is refused before anything runs
+    started, t0 = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.time()
     with tempfile.TemporaryDirectory() as tmp:
         previous = previous_package(args.against, Path(tmp)) if args.against else None
         measured = {name: bench(name, device, args.repeats, args.profile, previous, args.against, args.onednn,
-                                  args.compile)
+                                args.compile)
                     for name in args.presets}
+    product = bench_product(args.repeats) if args.onednn and device.type == "cpu" else None
     if args.iwae:
         bench_iwae(device, max(1, args.repeats // 2))
     if args.estimate and "music" in measured:
-        estimate(args.estimate, measured["music"], device)
+        estimate(args.estimate, measured["music"]["ms"]["package"] / 1e3, device)
+    if args.record:
+        write_json(args.record, {
+            "format": 1, "command": "python benchmarks/update_time.py " + " ".join(shlex.quote(a) for a in argv),
+            **origin, "started": started, "wall_time_s": time.time() - t0, "repeats": args.repeats,
+            "against": args.against, "updates": measured, "product": product}, indent=2)
+        print(f"recorded in {args.record}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .batching import Batch
 from .objective import importance_weighted

@@ -118,7 +118,7 @@ def product_engine() -> dict:
     """What runs the CPU's fp32 matrix products: torch's BLAS, torch's fp32 matmul precision
     (anything but "highest" lets torch send them to oneDNN, which computes them in bf16 on
     CPUs with the units for it) and any preloaded library (such as one that lets MKL take its
-    Intel code path on an AMD CPU: benchmarks/README.md)."""
+    Intel code path on an AMD CPU: the book's Performance page)."""
     config = torch.__config__.show()
     blas = re.search(r"BLAS_INFO=(\w+)", config)
     blas = blas.group(1) if blas else "unknown"

@@ -51,7 +51,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from srnn.audio import CANCELLED_BELOW, INT16_SCALE, RESAMPLER, SAMPLE_RATE, AudioError, read_audio, to_int16
 from srnn.registry import sha256_of

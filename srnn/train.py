@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars (tqdm.auto would want ipywidgets in a notebook)
 
 from .baselines import build_model
 from .batching import Batch

@@ -86,3 +86,34 @@ def test_model_sizes_count_the_weights_without_drawing_them():
     assert list(counts) == ["blizzard", "timit", "music"] and len(headers) == len(rows[0])
     assert counts["blizzard"] > counts["timit"] > counts["music"] > 1_000_000
     assert rows[2][-1] == f"{counts['music']:,}"
+
+
+def benchmark(name, threads, music_ms, preload=None, error=3e-7, device="cpu: x86_64"):
+    return {"name": name, "command": "python benchmarks/update_time.py", "started": "2026-11-30T16:00:00+00:00",
+            "wall_time_s": 120.0, "against": None, "code": {"commit": "a" * 40, "dirty": False},
+            "hardware": {"device": device, "cpu": "AMD EPYC", "torch_threads": threads, "torch": "2.13.0",
+                         "products": {"blas": "mkl 2024.2", "fp32_matmul_precision": "highest", "preload": preload}},
+            "updates": {"music": {"batch": 16, "steps": 100, "params": 3255588, "ms": music_ms}},
+            "product": {"shape": [1600, 800, 900], "gflops": {"BLAS": 90.0, "oneDNN": 100.0},
+                        "max_relative_error": {"BLAS": 3e-7, "oneDNN": error}}}
+
+
+def test_the_performance_page_sets_each_path_against_the_package():
+    from srnn import performance
+    plain = benchmark("cpu-1thread", 1, {"package": 500.0, "reference": 1150.0, "oneDNN": 450.0, "compiled": 550.0})
+    fast = benchmark("cpu-1thread-mkl", 1, {"package": 300.0, "oneDNN": 320.0}, preload="/x/libmkl_intel_path.so")
+    headers, rows = performance.updates_table([plain, fast])
+    row = dict(zip(headers, rows[0]))
+    assert row["package"] == "500 ms" and row["step-by-step reference"] == "2.30x"
+    assert row["fp32 products on oneDNN"] == "0.90x" and row["compile=true"] == "1.10x"
+    assert dict(zip(headers, rows[1]))["products"] == "mkl 2024.2, libmkl_intel_path.so preloaded"
+    _, pairs = performance.preload_table([plain, fast])
+    assert [(r[3], r[4], r[5]) for r in pairs] == [("500 ms", "300 ms", "0.60x")]
+    assert performance.fastest_lines([plain, fast]) == [
+        "- music: 0.60x of the plain update (preloaded library, `cpu-1thread`, `cpu-1thread-mkl`); "
+        "the goal: 0.67x (reached)"]
+    # oneDNN in bf16 (an error far above fp32 rounding) is not an fp32 engine; the goal is then missed
+    bf16 = benchmark("amx", 1, {"package": 500.0, "oneDNN": 200.0, "compiled": 490.0}, error=2e-3)
+    assert performance.fastest_lines([bf16]) == [
+        "- music: 0.98x of the plain update (compile=true, `amx`); the goal: 0.67x (not reached)"]
+    assert performance.product_table([bf16])[1][1][-2] == "2.0e-03"

@@ -1,0 +1,118 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Performance
+#
+# What one training update costs (forward pass, backward pass, Adam step) at the paper's
+# shapes, and what changes it. The `music` shape has batch 16, 100 steps and 3.3 M weights.
+# The `timit` shape has batch 64, 40 steps and 17.2 M weights.
+# `python benchmarks/update_time.py` runs every compared path in one process, on the same
+# weights, data and noise. The paths take turns, so that load from elsewhere falls on all
+# of them alike. Each number is a median. `--record` writes the measurements to
+# `results/benchmarks/`, with the code commit, the hardware and the command, and this page
+# reads only those records.
+#
+# What the package does for a GPU is described in the README: no host synchronization per
+# update, pinned and non-blocking batch copies, speech batches sent as int16 and
+# normalized on the device. `precision=bf16` or `tf32` and `compile=true` are recorded
+# options.
+
+# %% tags=["parameters"]
+profile = "smoke"
+results_root = "results"   # the committed records
+
+# %%
+from IPython.display import Markdown, display
+
+from srnn import performance
+from srnn.plots import markdown_table
+
+records = performance.load_benchmarks(results_root)
+gpu = [r for r in records if r["hardware"]["device"].startswith("cuda")]
+print(f"{len(records)} benchmark record(s) under {results_root}/benchmarks/, {len(gpu)} of them from a GPU")
+
+# %% [markdown]
+# ## The update, path by path
+#
+# Ratios are to the package's plain update in the same process; below 1 is faster. The
+# reference is the independent step-by-step implementation that the tests compare the
+# model with: it shows what batching everything but the z-chain buys. "fp32 products on
+# oneDNN" sets torch's fp32 matmul precision to "medium", which lets torch send a CPU's
+# matrix products to oneDNN instead of its BLAS (MKL in the PyPI wheels). `compile=true`
+# runs each step of the z-chain through `torch.compile`.
+
+# %% tags=["remove-input"]
+markdown_table(*performance.updates_table(records), empty="no benchmark record yet",
+               caption="One training update, by path: the package's time and the others' as ratios to it "
+                       "(medians, measured side by side in one process).", name="tab-perf-updates")
+
+# %% [markdown]
+# ## The products on an AMD CPU
+#
+# Intel's MKL checks the CPU's vendor and can take slower code paths on AMD processors. A
+# library that answers that check, preloaded into the process, makes MKL take its Intel
+# path. A preload acts from a process's start, so this comparison is between two processes
+# run one after the other, on the same machine, threads and commit. To try it:
+#
+#     mkdir -p runs && echo 'int mkl_serv_intel_cpu_true(void) { return 1; }' > runs/mkl_intel_path.c
+#     cc -shared -fPIC -O2 -o runs/libmkl_intel_path.so runs/mkl_intel_path.c
+#     LD_PRELOAD=$PWD/runs/libmkl_intel_path.so python benchmarks/update_time.py --onednn
+#
+# Measure it on your machine before you keep it. Every run records its engine under
+# `hardware.products`: the BLAS, the fp32 matmul precision and any preloaded library. A
+# run made with another engine agrees with ours to rounding, not bit for bit.
+
+# %% tags=["remove-input"]
+markdown_table(*performance.preload_table(records), empty="no pair of records with and without a preload",
+               caption="The package's update with MKL's vendor check answered by a preloaded library, against "
+                       "the same machine without it (two processes, one after the other).", name="tab-perf-preload")
+
+# %% [markdown]
+# The next table times one product alone: the largest of a music update, by each engine.
+# Its last column says whether an engine kept fp32 accuracy. fp32 rounding gives errors
+# near 1e-7. bf16, which oneDNN uses for "medium" precision on CPUs with AMX units, would
+# give errors near 1e-3.
+
+# %% tags=["remove-input"]
+markdown_table(*performance.product_table(records), empty="no record timed the products alone",
+               caption="One fp32 matrix product by each engine: GFLOP/s (median) and the largest error against "
+                       "float64, relative to the largest value.", name="tab-perf-product")
+
+# %% [markdown]
+# ## Against the goal
+#
+# Issue 12 set a goal for the CPU update: the speed of another SRNN implementation (the
+# DVAE project's), measured on the same machine. Below is the fastest update each shape
+# reached at fp32 accuracy, and whether it meets the goal. Matrix products take most of an
+# update (63-88% in the issue's profiles). Where they already run close to the CPU's fp32
+# speed, no engine can gain much.
+
+# %%
+display(Markdown("\n".join(performance.fastest_lines(records)) or "No benchmark record yet."))
+
+# %% [markdown]
+# ## On a GPU
+#
+# On a GPU box, this command times the same paths, the K=100 bound and each music page's
+# training time under the `paper` profile:
+#
+#     python benchmarks/update_time.py --device cuda --compile --iwae --estimate jsb nottingham muse piano \
+#         --record results/benchmarks/gpu.json
+#
+# The record then shows up in the tables above.
+
+# %%
+display(Markdown("No record from a GPU yet: this project has not been lent one to measure on."
+                 if not gpu else f"{len(gpu)} record(s) from a GPU, in the tables above."))
+
+# %% [markdown]
+# ## The records
+
+# %%
+display(Markdown("\n".join(performance.provenance_lines(records)) or "No benchmark record yet."))

@@ -1,0 +1,107 @@
+"""The Performance page's tables, from the records ``benchmarks/update_time.py --record``
+writes to ``results/benchmarks/<name>.json``: each holds the update times measured side by
+side in one process, the code commit, the hardware with the engine of its products, the
+command and the wall time. A ratio below 1 is faster than the package's plain update.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .files import read_json
+
+PATHS = {"reference": "step-by-step reference", "oneDNN": "fp32 products on oneDNN",
+         "compiled": "compile=true"}
+# Issue 12's goal for the CPU update: the speed of another SRNN implementation (the DVAE
+# project's), which its filer measured at these fractions of the package's update time.
+GOALS = {"music": 0.67, "timit": 0.58}
+
+
+def load_benchmarks(root: str | Path = "results") -> list[dict]:
+    """Every benchmark record under ``root``/benchmarks, by file name."""
+    return [{**read_json(p), "name": p.stem} for p in sorted(Path(root).glob("benchmarks/*.json"))]
+
+
+def engine(record: dict) -> str:
+    """The engine of a record's CPU products: torch's BLAS, and a preloaded library if any."""
+    products = record["hardware"].get("products", {})
+    preload = products.get("preload")
+    return products.get("blas", "?") + (f", {Path(preload).name} preloaded" if preload else "")
+
+
+def machine(record: dict) -> str:
+    hw = record["hardware"]
+    return f"{hw['device']}" + (f" ({hw['cpu']})" if hw.get("cpu") and hw["device"].startswith("cpu") else "")
+
+
+def updates_table(records: list[dict]) -> tuple[list[str], list[tuple]]:
+    """One row per record and model shape: the package's update time and each other path's
+    time as a ratio to it (measured in the same process, turn about)."""
+    headers = ["machine", "threads", "products", "shape", "package", *PATHS.values(), "earlier commit", "record"]
+    rows = []
+    for r in records:
+        for shape, u in r["updates"].items():
+            ms = u["ms"]
+            ratio = {p: f"{ms[p] / ms['package']:.2f}x" for p in ms}
+            earlier = f"{ratio[r['against']]} ({r['against']})" if r.get("against") else "-"
+            rows.append((machine(r), r["hardware"]["torch_threads"], engine(r),
+                         f"{shape} (batch {u['batch']}, {u['steps']} steps)", f"{ms['package']:.0f} ms",
+                         *(ratio.get(p, "-") for p in PATHS), earlier, f"`{r['name']}`"))
+    return headers, rows
+
+
+def preload_table(records: list[dict]) -> tuple[list[str], list[tuple]]:
+    """The package's update with a preloaded library against the same machine, threads and
+    commit without one: two processes, one after the other (a preload acts from the start)."""
+    headers = ["machine", "threads", "shape", "plain", "preloaded", "ratio", "records"]
+    rows = []
+    for pre in (r for r in records if r["hardware"].get("products", {}).get("preload")):
+        same = lambda r: (machine(r), r["hardware"]["torch_threads"], r["code"]["commit"])
+        for plain in (r for r in records if same(r) == same(pre) and r is not pre
+                      and not r["hardware"].get("products", {}).get("preload")):
+            for shape in pre["updates"].keys() & plain["updates"].keys():
+                a, b = plain["updates"][shape]["ms"]["package"], pre["updates"][shape]["ms"]["package"]
+                rows.append((machine(pre), pre["hardware"]["torch_threads"], shape, f"{a:.0f} ms", f"{b:.0f} ms",
+                             f"{b / a:.2f}x", f"`{plain['name']}`, `{pre['name']}`"))
+    return headers, rows
+
+
+def product_table(records: list[dict]) -> tuple[list[str], list[tuple]]:
+    """One fp32 product of a music update's largest shape, by each engine: GFLOP/s and the
+    largest error against float64 (fp32 rounding is about 1e-7; bf16 would be about 1e-3)."""
+    headers = ["machine", "threads", "products", "product", "engine", "GFLOP/s", "largest relative error", "record"]
+    rows = []
+    for r in (r for r in records if r.get("product")):
+        p = r["product"]
+        for name, gflops in p["gflops"].items():
+            rows.append((machine(r), r["hardware"]["torch_threads"], engine(r),
+                         "{}x{} by {}x{}".format(p["shape"][0], p["shape"][1], p["shape"][1], p["shape"][2]),
+                         "torch's BLAS" if name == "BLAS" else name, f"{gflops:.0f}",
+                         f"{p['max_relative_error'][name]:.1e}", f"`{r['name']}`"))
+    return headers, rows
+
+
+def fastest_lines(records: list[dict]) -> list[str]:
+    """Per shape, the fastest update measured at fp32 accuracy against the package's plain
+    one: oneDNN (where its product's error stays at fp32 rounding), compile=true, or a
+    preloaded library; and the goal it is held against."""
+    best: dict[str, tuple[float, str]] = {}
+    for r in records:
+        fp32 = [p for p in ("oneDNN", "compiled") if p != "oneDNN" or (r.get("product") or {}).get(
+            "max_relative_error", {}).get("oneDNN", 1) < 1e-5]
+        for shape, u in r["updates"].items():
+            for p in fp32:
+                if p in u["ms"]:
+                    ratio = u["ms"][p] / u["ms"]["package"]
+                    best[shape] = min(best.get(shape, (9.9, "")), (ratio, f"{PATHS[p]}, `{r['name']}`"))
+    for row in preload_table(records)[1]:
+        best[row[2]] = min(best.get(row[2], (9.9, "")), (float(row[5][:-1]), f"preloaded library, {row[6]}"))
+    return [f"- {shape}: {ratio:.2f}x of the plain update ({how}); the goal: {GOALS[shape]:.2f}x"
+            + (" (reached)" if ratio <= GOALS[shape] else " (not reached)") if shape in GOALS else
+            f"- {shape}: {ratio:.2f}x ({how})" for shape, (ratio, how) in sorted(best.items())]
+
+
+def provenance_lines(records: list[dict]) -> list[str]:
+    """Where and when each record was measured, and with which command."""
+    return [f"- `{r['name']}`: {machine(r)}, {r['hardware']['torch_threads']} thread(s), torch "
+            f"{r['hardware']['torch']}, commit {r['code']['commit'][:10]}{' (dirty)' * bool(r['code'].get('dirty'))}, "
+            f"{r['started']}, {r['wall_time_s'] / 60:.1f} min: `{r['command']}`" for r in records]

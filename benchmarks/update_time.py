@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import io
+import os
 import shlex
 import statistics
 import subprocess
@@ -58,6 +59,7 @@ from srnn.reference import reference_forward
 from srnn.results import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
+ENVIRONMENT = ("OMP_NUM_THREADS", "LD_PRELOAD")     # what else a record's command must set to measure the same
 
 
 def reference(model, x, u, noise):
@@ -228,7 +230,7 @@ def main(argv: list[str]) -> int:
                                                                "as dirty with a hash of the diff")
     args = p.parse_args(argv)
     device = torch.device(args.device)
-    origin = provenance(device, args.allow_dirty) if args.record else {}       # a dirty tree is refused before anything runs
+    origin = provenance(device, args.allow_dirty) if args.record else {}    # a dirty tree: refused before it runs
     started, t0 = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.time()
     with tempfile.TemporaryDirectory() as tmp:
         previous = previous_package(args.against, Path(tmp)) if args.against else None
@@ -242,7 +244,9 @@ def main(argv: list[str]) -> int:
         estimate(args.estimate, measured["music"]["ms"]["package"] / 1e3, device)
     if args.record:
         write_json(args.record, {
-            "format": 1, "command": "python benchmarks/update_time.py " + " ".join(shlex.quote(a) for a in argv),
+            "format": 1, "command": " ".join([*(f"{v}={shlex.quote(os.environ[v])}" for v in ENVIRONMENT
+                                                if v in os.environ), "python benchmarks/update_time.py",
+                                              *map(shlex.quote, argv)]),
             **origin, "started": started, "wall_time_s": time.time() - t0, "repeats": args.repeats,
             "against": args.against, "updates": measured, "product": product}, indent=2)
         print(f"recorded in {args.record}")

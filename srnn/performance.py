@@ -58,7 +58,7 @@ def preload_table(records: list[dict]) -> tuple[list[str], list[tuple]]:
         same = lambda r: (machine(r), r["hardware"]["torch_threads"], r["code"]["commit"])
         for plain in (r for r in records if same(r) == same(pre) and r is not pre
                       and not r["hardware"].get("products", {}).get("preload")):
-            for shape in pre["updates"].keys() & plain["updates"].keys():
+            for shape in sorted(pre["updates"].keys() & plain["updates"].keys()):
                 a, b = plain["updates"][shape]["ms"]["package"], pre["updates"][shape]["ms"]["package"]
                 rows.append((machine(pre), pre["hardware"]["torch_threads"], shape, f"{a:.0f} ms", f"{b:.0f} ms",
                              f"{b / a:.2f}x", f"`{plain['name']}`, `{pre['name']}`"))

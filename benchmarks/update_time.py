@@ -57,6 +57,7 @@ from srnn.model import SRNN
 from srnn.objective import training_loss
 from srnn.reference import reference_forward
 from srnn.results import provenance
+from srnn.train import check_compiler
 
 ROOT = Path(__file__).resolve().parents[1]
 ENVIRONMENT = ("OMP_NUM_THREADS", "LD_PRELOAD")     # what else a record's command must set to measure the same
@@ -117,6 +118,7 @@ def bench(name: str, device: torch.device, repeats: int, profile: bool, previous
     if onednn:
         models["oneDNN"] = model
     if compiled:
+        check_compiler(cfg.replace(compile=True), device)
         models["compiled"] = SRNN(cfg.replace(compile=True)).to(device)
         models["compiled"].load_state_dict(model.state_dict())
     optimizers = {p: opt if m is model else torch.optim.Adam(m.parameters(), lr=1e-9) for p, m in models.items()}

@@ -40,6 +40,7 @@ commands() {
   echo "music --dataset jsb --preset rnn_music"
   echo "music --dataset piano --preset vrnn_music"
   echo "music --dataset piano --preset rnn_music"
+  echo "music --dataset nottingham --preset vrnn_music"
   echo "music --dataset nottingham --preset rnn_music"
   legacy
 }

@@ -126,10 +126,12 @@ def bench(name: str, device: torch.device, repeats: int, profile: bool, previous
     precision = {p: "medium" if p == "oneDNN" else "highest" for p in models}
     times = {p: [] for p in models}
     losses = {}
-    for p in models:                                # warm-up
+    for p in models:                                # every loss before any update: same weights
         torch.set_float32_matmul_precision(precision[p])
         with torch.no_grad():
             losses[p] = paths[p](models[p], x, u, noise).item()
+    for p in models:                                # warm-up
+        torch.set_float32_matmul_precision(precision[p])
         update(models[p], optimizers[p], paths[p], x, u, noise)
     for r in range(repeats):
         names = list(models)

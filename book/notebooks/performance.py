@@ -64,7 +64,9 @@ markdown_table(*performance.updates_table(records), empty="no benchmark record y
 #     cc -shared -fPIC -O2 -o runs/libmkl_intel_path.so runs/mkl_intel_path.c
 #     LD_PRELOAD=$PWD/runs/libmkl_intel_path.so python benchmarks/update_time.py --onednn
 #
-# Measure it on your machine before you keep it. Every run records its engine under
+# Two processes run one after the other do not see the same load. On our 2-core virtual
+# machine, the two-thread updates moved noticeably from one run to the next, so read these
+# ratios as rough. Measure on your own machine before you keep the preload. Every run records its engine under
 # `hardware.products`: the BLAS, the fp32 matmul precision and any preloaded library. A
 # run made with another engine agrees with ours to rounding, not bit for bit.
 

@@ -5,6 +5,7 @@ command and the wall time. A ratio below 1 is faster than the package's plain up
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from .files import read_json
@@ -21,11 +22,15 @@ def load_benchmarks(root: str | Path = "results") -> list[dict]:
     return [{**read_json(p), "name": p.stem} for p in sorted(Path(root).glob("benchmarks/*.json"))]
 
 
+def preload(record: dict) -> str | None:
+    """The library preloaded into the record's process, if any."""
+    return record["hardware"].get("products", {}).get("preload")
+
+
 def engine(record: dict) -> str:
     """The engine of a record's CPU products: torch's BLAS, and a preloaded library if any."""
-    products = record["hardware"].get("products", {})
-    preload = products.get("preload")
-    return products.get("blas", "?") + (f", {Path(preload).name} preloaded" if preload else "")
+    lib = preload(record)
+    return record["hardware"].get("products", {}).get("blas", "?") + (f", {Path(lib).name} preloaded" if lib else "")
 
 
 def machine(record: dict) -> str:
@@ -44,25 +49,30 @@ def updates_table(records: list[dict]) -> tuple[list[str], list[tuple]]:
             ratio = {p: f"{ms[p] / ms['package']:.2f}x" for p in ms}
             earlier = f"{ratio[r['against']]} ({r['against']})" if r.get("against") else "-"
             rows.append((machine(r), r["hardware"]["torch_threads"], engine(r),
-                         f"{shape} (batch {u['batch']}, {u['steps']} steps)", f"{ms['package']:.0f} ms",
+                         f"{shape} (batch {u['batch']}, {u['steps']} steps, {u['params'] / 1e6:.1f} M weights)",
+                         f"{ms['package']:.0f} ms",
                          *(ratio.get(p, "-") for p in PATHS), earlier, f"`{r['name']}`"))
     return headers, rows
+
+
+def preload_pairs(records: list[dict]):
+    """(plain record, preloaded record, shape, plain ms, preloaded ms) for every pair of records
+    of one machine, thread count and commit, with and without a preloaded library."""
+    same = lambda r: (machine(r), r["hardware"]["torch_threads"], r["code"]["commit"])
+    for pre in filter(preload, records):
+        for plain in (r for r in records if not preload(r) and same(r) == same(pre)):
+            for shape in sorted(pre["updates"].keys() & plain["updates"].keys()):
+                ms = [r["updates"][shape]["ms"]["package"] for r in (plain, pre)]
+                yield plain, pre, shape, *ms
 
 
 def preload_table(records: list[dict]) -> tuple[list[str], list[tuple]]:
     """The package's update with a preloaded library against the same machine, threads and
     commit without one: two processes, one after the other (a preload acts from the start)."""
     headers = ["machine", "threads", "shape", "plain", "preloaded", "ratio", "records"]
-    rows = []
-    for pre in (r for r in records if r["hardware"].get("products", {}).get("preload")):
-        same = lambda r: (machine(r), r["hardware"]["torch_threads"], r["code"]["commit"])
-        for plain in (r for r in records if same(r) == same(pre) and r is not pre
-                      and not r["hardware"].get("products", {}).get("preload")):
-            for shape in sorted(pre["updates"].keys() & plain["updates"].keys()):
-                a, b = plain["updates"][shape]["ms"]["package"], pre["updates"][shape]["ms"]["package"]
-                rows.append((machine(pre), pre["hardware"]["torch_threads"], shape, f"{a:.0f} ms", f"{b:.0f} ms",
-                             f"{b / a:.2f}x", f"`{plain['name']}`, `{pre['name']}`"))
-    return headers, rows
+    return headers, [(machine(pre), pre["hardware"]["torch_threads"], shape, f"{a:.0f} ms", f"{b:.0f} ms",
+                      f"{b / a:.2f}x", f"`{plain['name']}`, `{pre['name']}`")
+                     for plain, pre, shape, a, b in preload_pairs(records)]
 
 
 def product_table(records: list[dict]) -> tuple[list[str], list[tuple]]:
@@ -84,17 +94,16 @@ def fastest_lines(records: list[dict]) -> list[str]:
     """Per shape, the fastest update measured at fp32 accuracy against the package's plain
     one: oneDNN (where its product's error stays at fp32 rounding), compile=true, or a
     preloaded library; and the goal it is held against."""
-    best: dict[str, tuple[float, str]] = {}
+    candidates = [(shape, b / a, f"preloaded library, `{plain['name']}`, `{pre['name']}`")
+                  for plain, pre, shape, a, b in preload_pairs(records)]
     for r in records:
-        fp32 = [p for p in ("oneDNN", "compiled") if p != "oneDNN" or (r.get("product") or {}).get(
-            "max_relative_error", {}).get("oneDNN", 1) < 1e-5]
-        for shape, u in r["updates"].items():
-            for p in fp32:
-                if p in u["ms"]:
-                    ratio = u["ms"][p] / u["ms"]["package"]
-                    best[shape] = min(best.get(shape, (9.9, "")), (ratio, f"{PATHS[p]}, `{r['name']}`"))
-    for row in preload_table(records)[1]:
-        best[row[2]] = min(best.get(row[2], (9.9, "")), (float(row[5][:-1]), f"preloaded library, {row[6]}"))
+        onednn_error = (r.get("product") or {}).get("max_relative_error", {}).get("oneDNN", 1)
+        fp32 = ["compiled"] + ["oneDNN"] * (onednn_error < 1e-5)      # bf16 products are not fp32
+        candidates += [(shape, u["ms"][p] / u["ms"]["package"], f"{PATHS[p]}, `{r['name']}`")
+                       for shape, u in r["updates"].items() for p in fp32 if p in u["ms"]]
+    best = {}
+    for shape, ratio, how in candidates:
+        best[shape] = min(best.get(shape, (math.inf, "")), (ratio, how))
     return [f"- {shape}: {ratio:.2f}x of the plain update ({how}); the goal: {GOALS[shape]:.2f}x"
             + (" (reached)" if ratio <= GOALS[shape] else " (not reached)") if shape in GOALS else
             f"- {shape}: {ratio:.2f}x ({how})" for shape, (ratio, how) in sorted(best.items())]

@@ -285,6 +285,7 @@ def test_the_compiled_step_equals_the_eager_one(name, compiler):
     eager = build_model(cfg)
     fast = build_model(cfg.replace(compile=True))
     fast.load_state_dict(eager.state_dict())
+    assert eager.step == eager.chain_step and fast.step != fast.chain_step     # the option does compile
     torch.manual_seed(1)
     x = torch.randn(3, 7, cfg.x_dim)
     if cfg.output == "bernoulli":

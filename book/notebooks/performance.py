@@ -10,8 +10,7 @@
 # # Performance
 #
 # What one training update costs (forward pass, backward pass, Adam step) at the paper's
-# shapes, and what changes it. The `music` shape has batch 16, 100 steps and 3.3 M weights.
-# The `timit` shape has batch 64, 40 steps and 17.2 M weights.
+# shapes (the `music` and `timit` presets), and what changes it.
 # `python benchmarks/update_time.py` runs every compared path in one process, on the same
 # weights, data and noise. The paths take turns, so that load from elsewhere falls on all
 # of them alike. Each number is a median. `--record` writes the measurements to
@@ -92,8 +91,8 @@ markdown_table(*performance.product_table(records), empty="no record timed the p
 # Issue 12 set a goal for the CPU update: the speed of another SRNN implementation (the
 # DVAE project's), measured on the same machine. Below is the fastest update each shape
 # reached at fp32 accuracy, and whether it meets the goal. Matrix products take most of an
-# update (63-88% in the issue's profiles). Where they already run close to the CPU's fp32
-# speed, no engine can gain much.
+# update (`--profile` shows where its time goes). Where they already run close to the CPU's
+# fp32 speed, as the product table shows, no engine can gain much.
 
 # %%
 display(Markdown("\n".join(performance.fastest_lines(records)) or "No benchmark record yet."))

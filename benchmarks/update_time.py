@@ -8,6 +8,7 @@ the paper profile's music pages take on this device.
     python benchmarks/update_time.py --against 62aee60 --iwae --estimate jsb nottingham muse piano
     python benchmarks/update_time.py --onednn           # the fp32 products on oneDNN too
     python benchmarks/update_time.py --compile          # the z-chain's step through torch.compile too
+    python benchmarks/update_time.py --dvae ../DVAE  # the DVAE project's SRNN too (your clone)
     python benchmarks/update_time.py --onednn --compile --record results/benchmarks/cpu-1thread.json
 
 All paths get the same parameters, data and noise; repetitions alternate between them, each
@@ -21,6 +22,9 @@ path leaves in the caches for the next, falls on all alike.
   loss change tells), and one product of a music update's largest shape by each engine.
 - ``--compile`` also times the package with ``compile=true`` (its first, compiling update is
   the warm-up).
+- ``--dvae PATH`` also times the SRNN of the DVAE project from a clone of it at PATH
+  (``benchmarks/dvae_srnn.py``; issue 12's goal for the CPU), and prints the floating-point
+  operations of an update of each model.
 - ``--iwae`` times the K=100 bound of long pieces with the observed path computed once per
   batch against once per group of samples.
 - ``--estimate`` multiplies the measured update time by each data set's updates per epoch
@@ -33,6 +37,7 @@ path leaves in the caches for the next, falls on all alike.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import io
 import os
@@ -43,10 +48,13 @@ import sys
 import tarfile
 import tempfile
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
+import dvae_srnn
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from srnn.batching import Batch, shifted_input
 from srnn.config import preset
@@ -85,6 +93,16 @@ def sync(device):
         torch.cuda.synchronize()
 
 
+def gflop(model, opt, loss_of, x, u, noise) -> float:
+    """The floating-point operations of one update, in billions, counted by torch with oneDNN
+    off (so that a fused LSTM's products are counted like the others)."""
+    with warnings.catch_warnings():                 # oneDNN's flags warn about an Intel GPU's TF32
+        warnings.simplefilter("ignore", UserWarning)
+        with torch.backends.mkldnn.flags(enabled=False), FlopCounterMode(display=False) as counter:
+            update(model, opt, loss_of, x, u, noise)
+    return counter.get_total_flops() / 1e9
+
+
 def previous_package(rev: str, folder: Path):
     """The ``srnn`` package as it was at commit ``rev``, imported as ``srnn_<rev>``."""
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "srnn"], capture_output=True, check=True)
@@ -99,7 +117,7 @@ def previous_package(rev: str, folder: Path):
 
 
 def bench(name: str, device: torch.device, repeats: int, profile: bool, previous=None, rev: str = "",
-          onednn: bool = False, compiled: bool = False) -> dict:
+          onednn: bool = False, compiled: bool = False, dvae=None) -> dict:
     """Print the update times side by side; return them (ms, medians) and the losses' changes."""
     cfg = preset(name)
     torch.manual_seed(0)
@@ -121,8 +139,11 @@ def bench(name: str, device: torch.device, repeats: int, profile: bool, previous
         check_compiler(cfg.replace(compile=True), device)
         models["compiled"] = SRNN(cfg.replace(compile=True)).to(device)
         models["compiled"].load_state_dict(model.state_dict())
+    if dvae is not None:
+        models["DVAE"] = dvae_srnn.build(dvae, cfg, device)
     optimizers = {p: opt if m is model else torch.optim.Adam(m.parameters(), lr=1e-9) for p, m in models.items()}
-    paths = {"package": package, "reference": reference, rev: package, "oneDNN": package, "compiled": package}
+    paths = {"package": package, "reference": reference, rev: package, "oneDNN": package, "compiled": package,
+             "DVAE": functools.partial(dvae_srnn.loss, bernoulli=cfg.output == "bernoulli")}
     precision = {p: "medium" if p == "oneDNN" else "highest" for p in models}
     times = {p: [] for p in models}
     losses = {}
@@ -151,12 +172,16 @@ def bench(name: str, device: torch.device, repeats: int, profile: bool, previous
     changes = {p: losses[p] - losses["package"] for p in ("oneDNN", "compiled") if p in losses}
     for p, change in changes.items():
         print(f"{'':6s} loss {p} - loss of the package: {change:.2e} (of {losses['package']:.4f})")
+    work = {}
+    if dvae is not None:
+        work = {p: gflop(models[p], optimizers[p], paths[p], x, u, noise) for p in ("package", "DVAE")}
+        print(f"{'':6s} GFLOP per update: package {work['package']:.1f}, DVAE {work['DVAE']:.1f}")
     if profile:
         with torch.profiler.profile() as prof:
             update(model, opt, paths["package"], x, u, noise)
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
     return {"batch": B, "steps": T, "params": params, "ms": {p: t * 1e3 for p, t in med.items()},
-            "loss_change": changes, "loss": losses["package"]}
+            "loss_change": changes, "loss": losses["package"], **({"gflop": work} if work else {})}
 
 
 def bench_product(repeats: int, shape=(1600, 800, 900)) -> dict:
@@ -228,6 +253,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--iwae", action="store_true", help="time the importance-weighted bound of long pieces")
     p.add_argument("--onednn", action="store_true", help="also time the fp32 products on oneDNN (CPU)")
     p.add_argument("--compile", action="store_true", help="also time the z-chain's step through torch.compile")
+    p.add_argument("--dvae", type=Path, metavar="PATH", help="also time the DVAE project's SRNN from its clone here")
     p.add_argument("--estimate", nargs="*", default=[], metavar="SET", help="music sets to estimate a page's time of")
     p.add_argument("--record", type=Path, metavar="PATH", help="write the measurements with their provenance here")
     p.add_argument("--allow-dirty", action="store_true", help="record from a tree with uncommitted changes, "
@@ -236,10 +262,11 @@ def main(argv: list[str]) -> int:
     device = torch.device(args.device)
     origin = provenance(device, args.allow_dirty) if args.record else {}    # a dirty tree: refused before it runs
     started, t0 = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.time()
+    dvae = dvae_srnn.load(args.dvae) if args.dvae else None
     with tempfile.TemporaryDirectory() as tmp:
         previous = previous_package(args.against, Path(tmp)) if args.against else None
         measured = {name: bench(name, device, args.repeats, args.profile, previous, args.against, args.onednn,
-                                args.compile)
+                                args.compile, dvae)
                     for name in args.presets}
     product = bench_product(args.repeats) if args.onednn and device.type == "cpu" else None
     if args.iwae:
@@ -252,7 +279,8 @@ def main(argv: list[str]) -> int:
                                                 if v in os.environ), "python benchmarks/update_time.py",
                                               *map(shlex.quote, argv)]),
             **origin, "started": started, "wall_time_s": time.time() - t0, "repeats": args.repeats,
-            "against": args.against, "updates": measured, "product": product}, indent=2)
+            "against": args.against, "dvae": dvae_srnn.version(args.dvae) if args.dvae else None,
+            "updates": measured, "product": product}, indent=2)
         print(f"recorded in {args.record}")
     return 0
 

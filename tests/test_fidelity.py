@@ -7,7 +7,7 @@
 - The initialization of every layer: distribution and scale, as the original draws it.
 - The constants and formulas against closed-form values, and a golden ELBO.
 
-``benchmarks/mutations.py`` breaks the model on purpose, one small way at a time, and
+``tests/mutations.py`` breaks the model on purpose, one small way at a time, and
 checks that this suite notices every time.
 """
 import math

@@ -106,8 +106,9 @@ class Config:
                                      # of `window` steps carrying the state, every frame scored
     seed: int = 1234                 # seeds the initialization, the data order and the noise
     device: str = "auto"             # "auto" (the GPU when there is one), "cpu", "cuda" or "cuda:N"
-    precision: str = "fp32"          # training's products: "fp32", "tf32" (a GPU's TF32 matrix
-                                     # products) or "bf16" (autocast); numbers move; evaluation is fp32
+    precision: str = "fp32"          # training's products: "fp32" (cuDNN's GRUs too), "tf32" (a GPU's
+                                     # TF32 products and GRUs) or "bf16" (autocast); numbers move;
+                                     # evaluation is fp32
     compile: bool = False            # run each step of the z-chain through torch.compile (fused
                                      # kernels; the GRUs stay cuDNN's or oneDNN's); numbers move by rounding
 

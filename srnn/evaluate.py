@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from .batching import Batch
 from .objective import importance_weighted
+from .precision import tf32
 
 
 @torch.no_grad()
@@ -28,11 +29,13 @@ def evaluate(model: torch.nn.Module, batches: Iterable[Batch], samples: int = 1,
     importance-weighted bound with K samples, evaluated ``sample_chunk`` samples at a time,
     or fewer where a batch is long: memory grows with samples x sequences x steps, which
     stays under ``max_row_steps`` (2 ** 16 peaks at about 2.3 GB for the music model).
-    The model is evaluated in eval mode (no dropout) and left in the mode it came in."""
+    The model is evaluated in eval mode (no dropout), in fp32 (no TF32 on a GPU), and left in
+    the mode it came in."""
     training = model.training
     model.eval()
     try:
-        return _evaluate(model, batches, samples, sample_chunk, max_row_steps, progress, desc)
+        with tf32(False):
+            return _evaluate(model, batches, samples, sample_chunk, max_row_steps, progress, desc)
     finally:
         model.train(training)
 

@@ -8,7 +8,6 @@ numbers as a run that was never interrupted.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -32,6 +31,7 @@ from .errors import UserError
 from .evaluate import evaluate
 from .files import write_atomic
 from .objective import training_loss
+from .precision import tf32
 
 
 class NonFiniteLossError(UserError, RuntimeError):
@@ -269,20 +269,6 @@ def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, 
             _write_history(run_dir / "history.jsonl", history)
         epoch += 1
     return history
-
-
-@contextlib.contextmanager
-def tf32(enabled: bool):
-    """TF32 matrix products and convolutions on a GPU inside, fp32 outside (evaluation)."""
-    if not enabled:
-        yield
-        return
-    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
 class Tally:

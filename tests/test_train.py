@@ -12,6 +12,7 @@ from srnn.checkpoint import CheckpointError, load_checkpoint, load_model
 from srnn.config import ConfigError, preset
 from srnn.evaluate import PerGroup, evaluate
 from srnn.model import SRNN
+from srnn.precision import tf32
 from srnn.train import (
     DeviceError,
     NonFiniteLossError,
@@ -264,6 +265,27 @@ def test_reduced_precision_is_an_option_of_the_config_and_refused_where_it_canno
         train(cfg.replace(precision="bf16", epochs=2), train_data, valid, tmp_path / "fp32", progress=False)
     with pytest.raises(DeviceError, match="precision=tf32 is a GPU's setting"):
         train(cfg.replace(precision="tf32", device="cpu"), train_data, valid, tmp_path / "tf32", progress=False)
+
+
+def test_fp32_runs_turn_off_the_tf32_that_cudnn_allows_by_default(tmp_path, monkeypatch):
+    """PyTorch lets cuDNN's GRUs compute in TF32 on a GPU unless told not to: fp32 training and
+    every evaluation run with TF32 off, and the flags are restored after."""
+    seen = []
+    observed = SRNN.observed
+
+    def spy(self, *args):
+        seen.append((self.training, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+        return observed(self, *args)
+
+    monkeypatch.setattr(SRNN, "observed", spy)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)       # PyTorch's default
+    cfg, train_data, valid = toy_run(epochs=1)
+    train(cfg, train_data, valid, tmp_path, progress=False)
+    assert {training for training, *_ in seen} == {True, False}         # training and validation
+    assert {(cudnn, matmul) for _, cudnn, matmul in seen} == {(False, False)}
+    assert torch.backends.cudnn.allow_tf32
+    with tf32(True):
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
 
 
 @pytest.fixture(scope="module")

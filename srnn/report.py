@@ -7,6 +7,9 @@ Every number comes from a record through :mod:`srnn.tables`; a row without a rec
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
 
 from . import tables
 from .results import MUSIC_NAMES, PAPER_MUSIC, PAPER_SPEECH, run_name
@@ -274,6 +277,24 @@ def music_model_runs(runs: list[dict]) -> dict[str, dict[str, dict]]:
         models = {v: tables.main_run(runs, key, "npz", v) for v in MUSIC_MODELS}
         found[title] = {v: r for v, r in models.items() if r}
     return {title: models for title, models in found.items() if len(models) > 1}
+
+
+def music_model_table(records: dict[str, dict]) -> tuple[list[str], list[tuple]]:
+    """One row per model of a music set (``records``: variant -> its main run): the test
+    bounds per step (mean over pieces, Table 2's unit) and the KL per step."""
+    rows = []
+    for variant, r in records.items():
+        t = r["test"]
+        iwae = f"{t['iwae_per_step_seq']:.3f} (K={t['iwae_samples']})" if "iwae_per_step_seq" in t else "-"
+        rows.append((MODELS[variant], f"{t['elbo_per_step_seq']:.3f}", iwae, f"{t['kl_per_step']:.3f}",
+                     f"{r['epochs']} ({r['best_epoch']})", f"`{r['id']}`"))
+    return ["model", "test ELBO / step", "IWAE / step", "KL / step", "epochs (best)", "run"], rows
+
+
+def first_rolls(records: dict[str, dict]) -> dict[str, np.ndarray]:
+    """The first sampled piano roll (steps, 88) of each model whose run wrote samples, by name."""
+    return {MODELS[v]: np.load(Path(r["path"]) / "samples" / "rolls.npz")["rolls"][0]
+            for v, r in records.items() if "samples/rolls.npz" in r.get("samples", [])}
 
 
 def music_claims(records: dict[str, dict]) -> list[str]:

@@ -299,6 +299,10 @@ def test_the_baselines_page_tests_each_claim_and_the_permutation(tmp_path):
     lines = report.music_claims(music)
     assert len(lines) == 4 and any("beats feeding z back (VRNN): **does not hold** here, -5.004" in x
                                    and "-0.046 nats per step" in x for x in lines)
+    vrnn = {"id": "jsb-npz-vrnn", "epochs": 62, "best_epoch": 52,
+            "test": {"elbo_per_step_seq": -4.958, "iwae_per_step_seq": -4.811, "iwae_samples": 100, "kl_per_step": 1.5}}
+    assert report.music_model_table({"VRNN": vrnn})[1] == [
+        ("VRNN", "-4.958", "-4.811 (K=100)", "1.500", "62 (52)", "`jsb-npz-vrnn`")]
 
 
 def test_table_1_sets_the_quoted_baselines_beside_ours():

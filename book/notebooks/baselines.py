@@ -41,11 +41,12 @@ overrides = {}                 # applied to every model this batch trains
 iwae_samples = 100
 
 # %%
+import soundfile
 from IPython.display import Audio, Markdown, display
 
 from srnn import report
 from srnn.pages import COMMITTED, run_groups, train_run
-from srnn.plots import markdown_table, validation_by_group
+from srnn.plots import markdown_table, piano_rolls, validation_by_group
 from srnn.results import load_runs
 
 committed = {}
@@ -128,6 +129,8 @@ markdown_table(*report.baselines_music(music_runs), caption="Test ELBO per step 
                "SRNN's main run and of the baselines' main runs on the four music sets.", name="tab-baselines-music")
 music = report.music_model_runs(music_runs)
 for title, records in music.items():
+    display(markdown_table(*report.music_model_table(records), name=f"tab-baselines-{title}",
+                           caption=f"{title}: each model's test bounds per step (mean over pieces) and KL per step."))
     display(Markdown(f"**{title}**, the paper's claims (test ELBO per step):\n\n"
                      + "\n".join(report.music_claims(records))))
 
@@ -135,6 +138,23 @@ for title, records in music.items():
 if music:
     display(validation_by_group({title: report.labelled(r) for title, r in music.items()}, "elbo_per_step",
                                 "validation bound", first_epoch=10))
+
+# %% [markdown]
+# Sampled from each model's prior (the first of the samples its run wrote), as piano rolls
+# (time to the right, MIDI note up), and the first set's played.
+
+# %% mystnb={"figure": {"caption": "The first piano roll sampled from each model trained on each music set."}}
+for title, records in music.items():
+    rolls = report.first_rolls(records)
+    if rolls:
+        display(piano_rolls(list(rolls.values()), [f"{title}: {model}" for model in rolls]))
+
+# %% tags=["remove-input"]
+for title, records in list(music.items())[:1]:
+    for variant, record in records.items():
+        if "samples/sample1.wav" in record.get("samples", []):
+            audio, rate = soundfile.read(f"{record['path']}/samples/sample1.wav", dtype="float32")
+            display(Markdown(f"**{title}, {report.MODELS[variant]}** (`{record['id']}`)"), Audio(audio, rate=rate))
 
 # %% [markdown]
 # ## This batch's own runs

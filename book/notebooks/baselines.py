@@ -129,7 +129,7 @@ markdown_table(*report.baselines_music(music_runs), caption="Test ELBO per step 
                "SRNN's main run and of the baselines' main runs on the four music sets.", name="tab-baselines-music")
 music = report.music_model_runs(music_runs)
 for title, records in music.items():
-    display(markdown_table(*report.music_model_table(records), name=f"tab-baselines-{title}",
+    display(markdown_table(*report.music_model_table(records), name="tab-baselines-" + "".join(filter(str.isalnum, title.lower())),
                            caption=f"{title}: each model's test bounds per step (mean over pieces) and KL per step."))
     display(Markdown(f"**{title}**, the paper's claims (test ELBO per step):\n\n"
                      + "\n".join(report.music_claims(records))))

@@ -139,3 +139,15 @@ def run_groups(specs: list[dict], *, domain: str, dataset: str, page: str, train
     if fresh and Path(results_dir) != Path(COMMITTED):
         groups[settings["profile"]] = fresh
     return groups, notes
+
+
+def committed_models(models: dict[str, list[str]], *, domain: str, page: str,
+                     results_dir: str) -> tuple[dict[str, dict[str, dict]], list[str]]:
+    """Per data set (``models``: data set -> model variants), the committed record of each
+    variant that has one, by variant; and the notes for those never committed."""
+    committed, notes = {}, []
+    for dataset, names in models.items():
+        groups, missing = run_groups([{"label": m, "variant": m} for m in names], domain=domain, dataset=dataset,
+                                     page=page, train=False, results_dir=results_dir)
+        committed[dataset], notes = groups["committed"], notes + missing
+    return committed, notes

@@ -297,6 +297,12 @@ def first_rolls(records: dict[str, dict]) -> dict[str, np.ndarray]:
             for v, r in records.items() if "samples/rolls.npz" in r.get("samples", [])}
 
 
+def first_samples(records: dict[str, dict]) -> list[tuple[str, str]]:
+    """(model and run, path of its first sampled sound) of each model whose run wrote one."""
+    return [(f"{MODELS[v]} (`{r['id']}`)", f"{r['path']}/samples/sample1.wav")
+            for v, r in records.items() if "samples/sample1.wav" in r.get("samples", [])]
+
+
 def music_claims(records: dict[str, dict]) -> list[str]:
     """The claims about the models of :data:`MUSIC_MODELS`, by the test ELBO per step."""
     return claims(records, "elbo_per_step_seq", "nats per step", digits=3, among=MUSIC_MODELS)

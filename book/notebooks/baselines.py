@@ -19,13 +19,12 @@
 #
 # This page runs the three side by side under one protocol: the same optimizer, KL
 # schedule, early stopping and test, the same GRU cell, output distributions and floors,
-# and parameter counts within 0.3% of SRNN's (`srnn.baselines`, checked against a
-# step-by-step reference by `tests/test_baselines.py`). It tests the paper's claims one by
-# one, then the later critique of {cite:t}`dai2019`: with a fully factorized
-# output, a latent model can use the correlation between the 200 samples *within* a frame,
-# which an RNN with the same output cannot; permuting the samples of every frame by one
-# fixed permutation leaves that correlation in place and scrambles everything that
-# depends on their order.
+# and parameter counts within 0.3% of SRNN's (`srnn.baselines`, tested against a
+# step-by-step reference). It tests the paper's claims one by one, then the later critique
+# of {cite:t}`dai2019`: with a fully factorized output, a latent model can use the
+# correlation between the 200 samples *within* a frame, which an RNN with the same output
+# cannot; permuting the samples of every frame by one fixed permutation leaves that
+# correlation in place and scrambles everything that depends on their order.
 
 # %% tags=["parameters"]
 profile = "smoke"
@@ -41,27 +40,20 @@ overrides = {}                 # applied to every model this batch trains
 iwae_samples = 100
 
 # %%
-import soundfile
 from IPython.display import Audio, Markdown, display
 
 from srnn import report
-from srnn.pages import COMMITTED, run_groups, train_run
+from srnn.pages import COMMITTED, committed_models, train_run
 from srnn.plots import markdown_table, piano_rolls, validation_by_group
 from srnn.results import load_runs
 
-committed = {}
-for dataset, names in (("sample", models), ("sample-perm", permuted_models)):
-    specs = [{"label": m, "variant": m} for m in names]
-    groups, notes = run_groups(specs, domain="speech", dataset=dataset, page=page, train=False,
-                               results_dir=results_dir)
-    committed[dataset] = groups["committed"]
-    for note in notes:
-        display(Markdown(note))
+committed, notes = committed_models({"sample": models, "sample-perm": permuted_models}, domain="speech", page=page,
+                                   results_dir=results_dir)
+display(*map(Markdown, notes))
 fresh = {dataset: {m: train_run("speech", dataset, preset_name=preset_name, overrides=overrides, profile=profile,
                                 device=device, runs_dir=runs_dir, results_dir=results_dir, variant=m,
                                 iwae_samples=iwae_samples) for m in names}
          for dataset, names in train.items()}
-print({dataset: sorted(records) for dataset, records in committed.items()}, {d: sorted(r) for d, r in fresh.items()})
 
 # %% [markdown]
 # ## The embedded speech sample
@@ -111,59 +103,48 @@ markdown_table(*report.permutation_table(sample, committed["sample-perm"]), capt
 # Two seconds sampled from each model's prior, where its run wrote samples.
 
 # %% tags=["remove-input"]
-for variant, record in sample.items():
-    wav = [s for s in record.get("samples", []) if s.endswith("sample1.wav")]
-    if wav:
-        display(Markdown(f"**{report.MODELS[variant]}** (`{record['id']}`)"))
-        display(Audio(filename=f"{record['path']}/{wav[0]}"))
+for label, wav in report.first_samples(sample):
+    display(Markdown(f"**{label}**"), Audio(filename=wav))
 
 # %% [markdown]
 # ## Music: Table 2's sets
 #
 # VRNN, VRNN-I and the RNN on the authors' arrays, with the protocol of SRNN's main runs
-# (`--preset vrnn_music`, `rnn_music`). The paper has no VRNN row for music.
+# (`--preset vrnn_music`, `rnn_music`). The paper has no VRNN row for music. Per set: the
+# bounds, the claims, the training curves, each model's first sample from its prior as a
+# piano roll (time to the right, MIDI note up), and the first set's samples played.
 
 # %% tags=["remove-input"]
 music_runs = load_runs(COMMITTED)
-markdown_table(*report.baselines_music(music_runs), caption="Test ELBO per step (mean over pieces) of "
-               "SRNN's main run and of the baselines' main runs on the four music sets.", name="tab-baselines-music")
+display(markdown_table(*report.baselines_music(music_runs), name="tab-baselines-music",
+                       caption="Test ELBO per step (mean over pieces) of each model's main run on the four music sets."))
 music = report.music_model_runs(music_runs)
 for title, records in music.items():
-    display(markdown_table(*report.music_model_table(records), name="tab-baselines-" + "".join(filter(str.isalnum, title.lower())),
-                           caption=f"{title}: each model's test bounds per step (mean over pieces) and KL per step."))
-    display(Markdown(f"**{title}**, the paper's claims (test ELBO per step):\n\n"
-                     + "\n".join(report.music_claims(records))))
+    display(markdown_table(*report.music_model_table(records), name=f"tab-baselines-{title.split()[0].lower()}",
+                           caption=f"{title}: each model's test bounds per step (mean over pieces) and KL per step."),
+            Markdown(f"**{title}**, the paper's claims:\n\n" + "\n".join(report.music_claims(records))))
 
 # %% mystnb={"figure": {"caption": "Validation ELBO per step of SRNN's main run and of the baselines on each music set that has baseline runs, by epoch from the 10th."}}
 if music:
     display(validation_by_group({title: report.labelled(r) for title, r in music.items()}, "elbo_per_step",
                                 "validation bound", first_epoch=10))
 
-# %% [markdown]
-# Sampled from each model's prior (the first of the samples its run wrote), as piano rolls
-# (time to the right, MIDI note up), and the first set's played.
-
 # %% mystnb={"figure": {"caption": "The first piano roll sampled from each model trained on each music set."}}
 for title, records in music.items():
-    rolls = report.first_rolls(records)
-    if rolls:
+    if rolls := report.first_rolls(records):
         display(piano_rolls(list(rolls.values()), [f"{title}: {model}" for model in rolls]))
 
 # %% tags=["remove-input"]
 for title, records in list(music.items())[:1]:
-    for variant, record in records.items():
-        if "samples/sample1.wav" in record.get("samples", []):
-            audio, rate = soundfile.read(f"{record['path']}/samples/sample1.wav", dtype="float32")
-            display(Markdown(f"**{title}, {report.MODELS[variant]}** (`{record['id']}`)"), Audio(audio, rate=rate))
+    for label, wav in report.first_samples(records):
+        display(Markdown(f"**{title}, {label}**"), Audio(filename=wav))
 
 # %% [markdown]
 # ## This batch's own runs
 #
-# The models this build trained itself (a `smoke` build: tiny models; not results).
+# The models this build trained itself (a `smoke` build: tiny models; not results), if any.
 
 # %% tags=["remove-input"]
 for dataset, records in fresh.items():
     display(markdown_table(*report.model_table(records), name=f"tab-baselines-batch-{dataset}",
                            caption=f"This batch's runs on {dataset} (profile {profile})."))
-if not fresh:
-    print("this batch trained no model of its own")

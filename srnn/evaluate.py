@@ -42,6 +42,9 @@ def evaluate(model: torch.nn.Module, batches: Iterable[Batch], samples: int = 1,
 
 def _evaluate(model, batches, samples, sample_chunk, max_row_steps, progress, desc) -> dict:
     device = next(model.parameters()).device
+    # A model without a latent (the RNN) gives every sample the same weight, its exact
+    # log-likelihood: one draw gives the bound of any K.
+    draws = 1 if getattr(model, "noise_dim", None) == 0 else samples
     done = {"ll": [], "kl": [], "log_w": [], "length": []}
     run, groups, states = None, [], []
     kl_dim = torch.zeros((), device=device, dtype=torch.float64)    # + each (z_dim,) sum; the RNN's z_dim is 0
@@ -58,16 +61,16 @@ def _evaluate(model, batches, samples, sample_chunk, max_row_steps, progress, de
         if batch.reset or run is None:
             flush()
             chunk = max(1, min(sample_chunk, max_row_steps // (B * T)))
-            groups = [min(chunk, samples - i) for i in range(0, samples, chunk)]
+            groups = [min(chunk, draws - i) for i in range(0, draws, chunk)]
             run = {"ll": torch.zeros(B, device=device), "kl": torch.zeros(B, device=device),
-                   "log_w": torch.zeros(samples, B, device=device), "length": torch.zeros(B, device=device)}
+                   "log_w": torch.zeros(draws, B, device=device), "length": torch.zeros(B, device=device)}
             states = [None] * len(groups)
         log_w = []
         for g, (k, out) in enumerate(zip(groups, _sample_groups(model, batch, states, groups))):
             states[g] = out.state
-            run["ll"] += out.ll.sum(1).view(k, B).sum(0) / samples
-            run["kl"] += out.kl.sum(1).view(k, B).sum(0) / samples
-            kl_dim = kl_dim + out.kl_dim.sum((0, 1)).double() / samples
+            run["ll"] += out.ll.sum(1).view(k, B).sum(0) / draws
+            run["kl"] += out.kl.sum(1).view(k, B).sum(0) / draws
+            kl_dim = kl_dim + out.kl_dim.sum((0, 1)).double() / draws
             log_w.append(out.log_w.sum(1).view(k, B))
         run["log_w"] += torch.cat(log_w)
         run["length"] += batch.mask.sum(1)

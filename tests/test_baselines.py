@@ -213,8 +213,12 @@ def test_the_rnns_likelihood_is_exact():
     assert torch.logsumexp(out.ll.sum(1), 0).item() == pytest.approx(0.0, abs=1e-5)
     assert torch.equal(out.log_w, out.ll) and not out.kl.any()
     data = [frames(net.cfg, 1, n, seed=n)[0].float().numpy() for n in (3, 5)]
+    passes = []
+    net.register_forward_hook(lambda module, args, kwargs, out: passes.append(kwargs.get("samples", 1)),
+                              with_kwargs=True)
     m = evaluate(net.float(), list(sequence_batches(data, 2)), samples=7, sample_chunk=3)
     assert m["iwae_per_step"] == pytest.approx(m["elbo_per_step"], abs=1e-6) and m["kl_per_step"] == 0
+    assert passes == [1] and m["samples"] == 7            # every sample would be the same: one pass
     assert m["kl_per_dim"] == []
 
 

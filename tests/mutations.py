@@ -124,6 +124,10 @@ MUTANTS = [
      'ck["rank_rng"][world.rank] if world.active', 'ck["rank_rng"][0] if world.active'),
     ("ddp-noise", "each rank draws its own noise instead of its rows of the batch's", "srnn/train.py",
      "generator=noise, device=device)[:, world.row_slice(B)]", "device=device)[:, world.row_slice(B)]"),
+    ("fp32-tf32", "precision fp32 leaves cuDNN's default TF32 on", "srnn/precision.py",
+     "matmul.allow_tf32 = cudnn.allow_tf32 = enabled", "matmul.allow_tf32 = enabled"),
+    ("rnn-iwae-draws", "the RNN's bound drawn K times (the same pass K times)", "srnn/evaluate.py",
+     "draws = 1 if getattr(model, \"noise_dim\", None) == 0 else samples", "draws = samples"),
 ]
 
 

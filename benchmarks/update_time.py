@@ -8,7 +8,7 @@ the paper profile's music pages take on this device.
     python benchmarks/update_time.py --against 62aee60 --iwae --estimate jsb nottingham muse piano
     python benchmarks/update_time.py --onednn           # the fp32 products on oneDNN too
     python benchmarks/update_time.py --compile          # the z-chain's step through torch.compile too
-    python benchmarks/update_time.py --dvae ../DVAE  # the DVAE project's SRNN too (your clone)
+    python benchmarks/update_time.py --dvae ../DVAE     # the DVAE project's SRNN too (your clone)
     python benchmarks/update_time.py --onednn --compile --record results/benchmarks/cpu-1thread.json
 
 All paths get the same parameters, data and noise; repetitions alternate between them, each

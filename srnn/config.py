@@ -110,7 +110,7 @@ class Config:
                                      # TF32 products and GRUs) or "bf16" (autocast); numbers move;
                                      # evaluation is fp32
     compile: bool = False            # run each step of the z-chain through torch.compile (fused
-                                     # kernels; the GRUs stay cuDNN's or oneDNN's); numbers move by rounding
+                                     # kernels; the GRUs stay as they are); numbers move by rounding
 
     def __post_init__(self):
         for f in fields(self):

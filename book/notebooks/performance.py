@@ -93,10 +93,10 @@ markdown_table(*performance.product_table(records), empty="no record timed the p
 # the DVAE project's (Bie et al.), measured on the same machine in the same process.
 # `--dvae PATH` times it from a clone of that project, which is not part of this one
 # (`benchmarks/dvae_srnn.py` says how it is sized). Its model is not the paper's: LSTMs
-# where SRNN has GRUs, one hidden layer shared by each head's mean and log-variance. Sized
-# as there, an update of it does about as much arithmetic as the package's, so the
-# comparison is one of execution. Each line below compares the two in one record, on the
-# same engine.
+# where SRNN has GRUs, one hidden layer shared by each head's mean and log-variance. At the
+# sizes set there, an update of it does about as much arithmetic as the package's (each
+# line below gives both counts), so the comparison is one of execution. Each line compares
+# the two in one record, on the same engine.
 #
 # Matrix products take most of an update (`--profile` shows where its time goes). PyTorch
 # runs an LSTM on the CPU as one fused oneDNN kernel, forward and backward. It has no such

@@ -55,8 +55,7 @@ markdown_table(headers, rows, caption="Table 2: test log-likelihood bound per ti
 
 # %% [markdown]
 # Beside SRNN, our baselines with the same protocol (the paper's Table 2 has no VRNN or
-# plain RNN with SRNN's output). The Baselines page tests the paper's
-# claims with them.
+# plain RNN with SRNN's output). The Baselines page tests the paper's claims with them.
 
 # %% tags=["remove-input"]
 markdown_table(*report.baselines_music(runs), caption="Table 2 with our baselines: test ELBO per step (mean over "

@@ -43,6 +43,7 @@ commands() {
   echo "music --dataset piano --preset rnn_music"
   echo "music --dataset nottingham --preset vrnn_music"
   echo "music --dataset nottingham --preset rnn_music"
+  echo "music --dataset muse --preset vrnn_music"
   echo "music --dataset muse --preset rnn_music"
   legacy
 }

@@ -298,14 +298,18 @@ def compiler():
         pytest.skip(f"torch.compile cannot build CPU kernels here: {type(err).__name__}")
 
 
+GPU = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=GPU)])
 @pytest.mark.parametrize("name", ["music", "speech_small", "vrnn_music", "vrnn_speech_small"])
-def test_the_compiled_step_equals_the_eager_one(name, compiler):
+def test_the_compiled_step_equals_the_eager_one(name, device, compiler):
     """compile=true: the same values and gradients as eager, training (with noise and a mask)
-    and evaluating (several samples: another shape), up to float rounding."""
+    and evaluating (several samples: another shape), up to float rounding; on a GPU too."""
     cfg = preset(name, d_dim=16, z_dim=4, mlp_dim=16)
     torch.manual_seed(0)
-    eager = build_model(cfg)
-    fast = build_model(cfg.replace(compile=True))
+    eager = build_model(cfg).to(device)
+    fast = build_model(cfg.replace(compile=True)).to(device)
     fast.load_state_dict(eager.state_dict())
     assert eager.step == eager.chain_step and fast.step != fast.chain_step     # the option does compile
     torch.manual_seed(1)
@@ -315,15 +319,17 @@ def test_the_compiled_step_equals_the_eager_one(name, compiler):
     mask = torch.ones(3, 7)
     mask[2, 5:] = 0
     noise = torch.randn(7, 3, cfg.z_dim)
-    outs = [m(x, shifted_input(x), mask, noise=noise) for m in (eager, fast)]
-    for out in outs:
-        (out.ll.sum() - out.kl.sum()).backward()
+    x, mask, noise = x.to(device), mask.to(device), noise.to(device)
+    with tf32(False):                                  # a GPU's GRUs in fp32 (no-op on a CPU)
+        outs = [m(x, shifted_input(x), mask, noise=noise) for m in (eager, fast)]
+        for out in outs:
+            (out.ll.sum() - out.kl.sum()).backward()
     for field in ("ll", "kl", "log_w"):
         torch.testing.assert_close(getattr(outs[1], field), getattr(outs[0], field), rtol=1e-5, atol=1e-4)
     for (p_name, p), q in zip(eager.named_parameters(), fast.parameters()):
         torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-4, msg=p_name)
-    with torch.no_grad():
-        noise = torch.randn(7, 12, cfg.z_dim)
+    with torch.no_grad(), tf32(False):
+        noise = torch.randn(7, 12, cfg.z_dim, device=device)
         evals = [m(x, shifted_input(x), mask, samples=4, noise=noise).log_w for m in (eager, fast)]
     torch.testing.assert_close(evals[1], evals[0], rtol=1e-5, atol=1e-4)
 

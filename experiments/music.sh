@@ -29,6 +29,7 @@ commands() {
   echo "music --dataset nottingham --name drop-dz --set drop_d=0.25 drop_z=0.25"
   echo "music --dataset nottingham --name drop-dz0.5 --set drop_d=0.5 drop_z=0.5"
   echo "music --dataset nottingham --name drop-all --set drop_phi_u=0.25 drop_phi_x=0.25 drop_d=0.25 drop_z=0.25"
+  echo "music --dataset nottingham --name batch8-drop-dz --set batch_size=8 drop_d=0.25 drop_z=0.25"
   for seed in 124 125; do
     echo "music --dataset piano --name drop-dz-seed$seed --set drop_d=0.25 drop_z=0.25 seed=$seed"
   done

@@ -33,11 +33,10 @@ commands() {
   for seed in 124 125; do
     echo "music --dataset piano --name drop-dz-seed$seed --set drop_d=0.25 drop_z=0.25 seed=$seed"
   done
-  for seed in 124 125; do                           # other seeds of the settings chosen on validation
-    echo "music --dataset jsb --name batch8-drop-dz-seed$seed --set batch_size=8 drop_d=0.25 drop_z=0.25 seed=$seed"
-  done
-  for seed in 124 125; do
-    echo "music --dataset nottingham --name batch8-drop-dz-seed$seed --set batch_size=8 drop_d=0.25 drop_z=0.25 seed=$seed"
+  for set in jsb nottingham; do                     # other seeds of the settings chosen on validation
+    for seed in 124 125; do
+      echo "music --dataset $set --name batch8-drop-dz-seed$seed --set batch_size=8 drop_d=0.25 drop_z=0.25 seed=$seed"
+    done
   done
   # the baselines (issue 13) with SRNN's protocol: VRNN, VRNN-I (standard normal prior), RNN
   echo "music --dataset jsb --preset vrnn_music"

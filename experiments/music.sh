@@ -27,6 +27,7 @@ commands() {
   echo "music --dataset jsb --name batch8-drop-dz --set batch_size=8 drop_d=0.25 drop_z=0.25"
   echo "music --dataset piano --name drop-dz --set drop_d=0.25 drop_z=0.25"
   echo "music --dataset nottingham --name drop-dz --set drop_d=0.25 drop_z=0.25"
+  echo "music --dataset nottingham --name drop-dz-seed124 --set drop_d=0.25 drop_z=0.25 seed=124"   # chosen before batch8-drop-dz was
   echo "music --dataset nottingham --name drop-dz0.5 --set drop_d=0.5 drop_z=0.5"
   echo "music --dataset nottingham --name drop-all --set drop_phi_u=0.25 drop_phi_x=0.25 drop_d=0.25 drop_z=0.25"
   echo "music --dataset nottingham --name batch8-drop-dz --set batch_size=8 drop_d=0.25 drop_z=0.25"

@@ -63,7 +63,6 @@ from .model import (
     check_inputs,
     check_model,
     compiled,
-    features,
     generation_start,
     initialize,
     lasagne_grus,
@@ -155,7 +154,7 @@ class VRNN(nn.Module):
 
         # Over the whole window at once: phi_x of u_t and x_t, the GRU's input side from
         # phi_x(u_t) and the posterior's hidden part from phi_x(x_t); then one (K*B, .) per step.
-        phi_u, phi_x = features(self.phi, x, u)
+        phi_u, phi_x = self.phi(torch.cat([u, x])).split(B)
         f, w_ih = phi_u.shape[-1], self.gru_h.weight_ih_l0
         per_step = lambda a: a.transpose(0, 1).repeat(1, K, 1).unbind(0)
         pre_h = per_step(F.linear(phi_u, w_ih[:, :f], self.gru_h.bias_ih_l0))

@@ -284,18 +284,6 @@ def generation_start(model: nn.Module, batch_size: int, prefix_x: torch.Tensor |
     return model.initial_state(batch_size), model.emission.out.weight.new_zeros(batch_size, model.cfg.x_dim)
 
 
-def features(phi: nn.Module, x: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """phi(u) and phi(x), (B, T, f) each. Where u is x one step later (u_t = x_{t-1}, as in
-    every batch of srnn.batching), phi(u) is phi(x) one step later too, and phi runs over x and
-    u's first step only: half the work. That is checked on a CPU, where reading the values
-    costs no synchronization; on a GPU phi runs over both in one call, as it does for any u,
-    and so it does for inputs that take gradients (u's would reach x)."""
-    if x.device.type == "cpu" and not (x.requires_grad or u.requires_grad) and torch.equal(u[:, 1:], x[:, :-1]):
-        phi_x = phi(x)
-        return torch.cat([phi(u[:, :1]), phi_x[:, :-1]], 1), phi_x
-    return phi(torch.cat([u, x])).split(x.shape[0])
-
-
 def reverse_padded(h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Reverse each row's first ``lengths[b]`` steps along dim 1, leaving padding in place."""
     t = torch.arange(h.shape[1], device=h.device)
@@ -367,8 +355,8 @@ class SRNN(nn.Module):
         and the parts of the posterior's and prior's first layers that depend on a_t and d_t.
         Dropout (off by default) acts where the original's does: on the features, and on d_t
         where it leaves the recurrence (one mask for a_t, the prior and the emission)."""
-        cfg = self.cfg
-        phi_u, phi_x = features(self.phi, x, u)
+        cfg, B = self.cfg, x.shape[0]
+        phi_u, phi_x = self.phi(torch.cat([u, x])).split(B)
         d, d_last = self.gru_d(dropout(phi_u, cfg.drop_phi_u, self.training), d0[None].contiguous())
         d = dropout(d, cfg.drop_d, self.training)
         dx = torch.cat([d, dropout(phi_x, cfg.drop_phi_x, self.training)], -1)

@@ -7,7 +7,7 @@ import torch
 
 from srnn.batching import shifted_input
 from srnn.config import PRESETS, Config, preset
-from srnn.model import SRNN, features, floored_log_prob, gaussian_kl
+from srnn.model import SRNN, floored_log_prob, gaussian_kl
 from srnn.objective import elbo_terms, importance_weighted, training_loss
 
 
@@ -53,30 +53,6 @@ def test_analytic_kl_matches_monte_carlo():
     assert abs(mc.mean() - analytic) < 4 * mc.std() / len(mc) ** 0.5
     assert analytic > 0.1                                      # the test compares something non-trivial
     assert gaussian_kl(mu_q, lv_q, mu_q, lv_q).abs().max() < 1e-12
-
-
-def test_phi_runs_once_over_x_when_u_is_x_one_step_later():
-    """The shortcut gives phi(u) and phi(x) as phi over both does, values and the weights'
-    gradients, from B * (T + 1) rows instead of 2 * B * T; any other u takes both."""
-    model = make()
-    x, u = data(model.cfg, B=3, T=7)
-    u[:, 0] = torch.bernoulli(torch.full_like(u[:, 0], 0.5))       # a frame carried from the last window
-    rows = []
-    model.phi.register_forward_hook(lambda m, inputs, out: rows.append(inputs[0].shape[:-1].numel()))
-    weights = list(model.phi.parameters())
-    results = []
-    for fast in (True, False):
-        phi_u, phi_x = features(model.phi, x, u) if fast else model.phi(torch.cat([u, x])).split(3)
-        w = torch.randn(2, *phi_u.shape, generator=torch.Generator().manual_seed(0), dtype=phi_u.dtype)
-        results.append([phi_u, phi_x, *torch.autograd.grad((w[0] * phi_u + w[1] * phi_x).sum(), weights)])
-    assert rows == [21, 3, 42]                                     # x, then u_1; then u and x
-    for fast, plain in zip(*results):
-        torch.testing.assert_close(fast, plain, rtol=1e-12, atol=1e-12)
-    other = u.clone()
-    other[1, 3] = 1 - other[1, 3]
-    rows.clear()
-    features(model.phi, x, other)
-    assert rows == [42]
 
 
 def test_padding_changes_nothing_under_the_mask():

@@ -102,13 +102,14 @@ markdown_table(*performance.product_table(records), empty="no record timed the p
 # runs an LSTM on the CPU as one fused oneDNN kernel, forward and backward. It has no such
 # kernel for a GRU, so the package's GRUs run step by step on torch's BLAS.
 #
-# One saving keeps the function as it is: $\phi$ reads each frame once. Since
-# $u_t = x_{t-1}$, $\phi(u)$ is $\phi(x)$ one step later, so the package computes $\phi$
-# over $x$ and the window's first $u$ only (it checks the shift on a CPU, where that costs no
-# synchronization). The column "earlier commit" times the package from before this change. We also tried writing the GRU
-# recurrence and the z-chain's backward pass by hand, with every weight's gradient as one
-# product over all steps. On our machine that made no difference worth the code, so it is
-# not in the package. The time is in the products themselves.
+# One saving was measured and then taken out. Since $u_t = x_{t-1}$, $\phi(u)$ is $\phi(x)$
+# one step later, so $\phi$ could run over $x$ and the window's first $u$ only. The records
+# made at commit 213e520 include it: against the earlier commit, the update is 5-10% faster.
+# But it changes the products' rounding, and then the committed runs no longer reproduce bit
+# for bit (`tests/records_hold.py`), so the package computes $\phi$ over both. We also tried
+# writing the GRU recurrence and the z-chain's backward pass by hand, with every weight's
+# gradient as one product over all steps. On our machine that made no difference worth the
+# code. The time is in the products themselves.
 
 # %%
 display(Markdown("\n".join(performance.goal_lines(records))

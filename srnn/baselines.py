@@ -33,6 +33,11 @@ for like with srnn/model.py and FACTS.md section 1, not Chung et al.'s settings)
   one weight per component and frame); linear log variances as our Gaussian's (Chung et al.:
   softplus standard deviations). Their presets keep the Gaussian baselines' sizes, so the
   mixture's output layer makes them larger than SRNN (tests/test_baselines.py prints it).
+- Dropout (off by default) is placed as SRNN's (the original's p_d_drop and p_z_drop): one
+  mask on h_{t-1} wherever it feeds the prior, the posterior and the emission (not the
+  recurrence, as SRNN's d_t is dropped after its GRU), and one on z_t where it feeds the
+  emission (before phi_z; the recurrence reads the undropped z_t). ``drop_d`` and ``drop_z``
+  set them, so that the two models share one dropout grid.
 - The nonlinearity is SRNN's leaky ReLU of slope 1/3 clipped to [-3, 3] (Chung et al.: ReLU).
 - Initialization as SRNN's like layers (srnn.model.initialize): zero biases, orthogonal GRU
   gates, Glorot-uniform for phi_x, phi_z, the heads and the output layer, Glorot-normal for
@@ -162,25 +167,39 @@ class VRNN(nn.Module):
         w_z, w_q = w_ih[:, f:], self.posterior.z_weight()
         w_hh, b_hh = self.gru_h.weight_hh_l0, self.gru_h.bias_hh_l0
         eps = torch.randn(T, K * B, self.cfg.z_dim, dtype=x.dtype, device=x.device) if noise is None else noise
+        keep_h = self.dropout_mask((T, K * B, self.cfg.d_dim), self.cfg.drop_d, x)     # (T, K*B, .) or None
+        keep_z = self.dropout_mask((T, K * B, self.cfg.z_dim), self.cfg.drop_z, x)
 
         # The loop: z_t feeds h_t, so h and z advance together.
         h, z = state.h, state.z
         phi_z, steps = self.phi_z(z), []
         for t in range(T):
-            h, z, phi_z, mu, logvar = self.step(pre_h[t], pre_q[t], h, phi_z, w_z, w_q, w_hh, b_hh, eps[t])
+            keep_t = None if keep_h is None else keep_h[t]
+            h, z, phi_z, mu, logvar = self.step(pre_h[t], pre_q[t], h, phi_z, w_z, w_q, w_hh, b_hh, eps[t], keep_t)
             steps.append((h, z, phi_z, mu, logvar))
         h_seq, z_seq, phi_z_seq, mu_q, logvar_q = (torch.stack(s, 1) for s in zip(*steps))   # (K*B, T, .)
 
         # After the loop, in one batch: the prior, the emission, the KL and the likelihood.
-        mu_p, logvar_p = self.prior_params(h_seq)
-        ll = self.emission.log_prob(self.emission(h_seq, phi_z_seq), x.repeat(K, 1, 1))
+        h_out = h_seq if keep_h is None else h_seq * keep_h.transpose(0, 1)
+        phi_z_out = phi_z_seq if keep_z is None else self.phi_z(z_seq * keep_z.transpose(0, 1))
+        mu_p, logvar_p = self.prior_params(h_out)
+        ll = self.emission.log_prob(self.emission(h_out, phi_z_out), x.repeat(K, 1, 1))
         return latent_output(ll, z_seq, mu_q, logvar_q, mu_p, logvar_p, mask.repeat(K, 1), VRNNState(h, z))
 
-    def chain_step(self, pre_h_t, pre_q_t, h, phi_z, w_z, w_q, w_hh, b_hh, eps_t):
+    def dropout_mask(self, shape: tuple, p: float, like: torch.Tensor) -> torch.Tensor | None:
+        """Inverted dropout's mask (0 or 1 / (1 - p)) while training with p > 0; else None,
+        drawing no random numbers, so that runs without dropout keep their numbers."""
+        if not (self.training and p > 0):
+            return None
+        return F.dropout(like.new_ones(shape), p, True)
+
+    def chain_step(self, pre_h_t, pre_q_t, h, phi_z, w_z, w_q, w_hh, b_hh, eps_t, keep_t=None):
         """One step of the loop from h_{t-2} = ``h`` and phi_z(z_{t-1}): (h_{t-1}, z_t,
-        phi_z(z_t), mu_q, logvar_q); the GRU's hidden side is ``w_hh``, ``b_hh``."""
+        phi_z(z_t), mu_q, logvar_q); the GRU's hidden side is ``w_hh``, ``b_hh``; ``keep_t``:
+        the dropout mask on h_{t-1} where it feeds the posterior (None: no dropout)."""
         h = gru_step(torch.addmm(pre_h_t, phi_z, w_z.t()), h, w_hh, b_hh)
-        mu, logvar = self.posterior.from_hidden(act(torch.addmm(pre_q_t, h, w_q.t())))
+        h_q = h if keep_t is None else h * keep_t
+        mu, logvar = self.posterior.from_hidden(act(torch.addmm(pre_q_t, h_q, w_q.t())))
         z = mu + std(logvar) * eps_t
         return h, z, self.phi_z(z), mu, logvar
 

@@ -73,8 +73,9 @@ class Config:
     gru_hidden_bias: bool = True     # False: no bias on the GRUs' hidden side, as Lasagne's GRU
     drop_phi_u: float = 0.0          # dropout on phi(u_t) before the d GRU (the original's p_emb_u_drop)
     drop_phi_x: float = 0.0          # dropout on phi(x_t) in the inference network (p_emb_x_drop)
-    drop_d: float = 0.0              # dropout on d_t where it feeds a_t, the prior and the emission (p_d_drop)
-    drop_z: float = 0.0              # dropout on z_t where it feeds the emission (p_z_drop)
+    drop_d: float = 0.0              # dropout on d_t where it feeds a_t, the prior and the emission (p_d_drop);
+                                     # VRNN: on h_t where it feeds the prior, the posterior and the emission
+    drop_z: float = 0.0              # dropout on z_t where it feeds the emission (p_z_drop); VRNN: the same
     init: str = "original"           # "original": every layer as the original code initializes it;
                                      # "stacked": Glorot-normal everywhere, each head's two hidden
                                      # layers drawn as one stacked matrix (this project until issue 10)
@@ -152,12 +153,15 @@ class Config:
                 raise ConfigError("output 'gmm' is the baselines' (VRNN-GMM, RNN-GMM); SRNN's output is the paper's: "
                                   "gaussian or bernoulli")
             return
-        srnn_only = {"inference": "smoothing", "resq": True, "drop_phi_u": 0.0, "drop_phi_x": 0.0,
-                     "drop_d": 0.0, "drop_z": 0.0}
+        srnn_only = {"inference": "smoothing", "resq": True, "drop_phi_u": 0.0, "drop_phi_x": 0.0}
+        if self.model == "rnn":
+            srnn_only.update(drop_d=0.0, drop_z=0.0)
         changed = [f"{k}={getattr(self, k)!r}" for k, v in srnn_only.items() if getattr(self, k) != v]
         if changed:
-            raise ConfigError(f"model {self.model!r} has no SRNN variants or dropout options, but {', '.join(changed)} "
-                              f"set: leave the variant at smooth+Resq and the dropouts at 0")
+            kept = "the dropouts at 0" if self.model == "rnn" else "drop_phi_u and drop_phi_x at 0 (VRNN has drop_d " \
+                                                                   "and drop_z)"
+            raise ConfigError(f"model {self.model!r} has no SRNN variants or these dropout options, but "
+                              f"{', '.join(changed)} set: leave the variant at smooth+Resq and {kept}")
 
     @property
     def variant(self) -> str:

@@ -57,12 +57,15 @@ def variant_config(cfg: Config, variant: str) -> Config:
 
 
 def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="runs",
-                   results_root="results", iwae_samples: int = 100, profile: str = "paper",
+                   results_root="results", iwae_samples: int = 100, test_paths: int = 10, profile: str = "paper",
                    command: str = "", progress: bool = True, allow_dirty: bool = False,
                    write_samples: Callable | None = None, wait_busy: bool = False) -> dict:
     """Train ``cfg`` on ``data`` (resuming if ``runs/<id>`` holds a partial run), evaluate
-    the best-on-validation model on the test set by the ELBO and the importance-weighted
-    bound with ``iwae_samples`` samples, and write the record. Returns the record.
+    the best-on-validation model on the test set by the ELBO (the mean over ``test_paths``
+    sample paths, with its standard error) and the importance-weighted bound with
+    ``iwae_samples`` samples, and write the record. Returns the record. A run that has
+    trained is tested again from its ``best.pt`` by the same command (with the code of that
+    start, which the record's ``starts`` names).
 
     The code is read from git when the command starts, and a tree with uncommitted changes
     is refused for the ``paper`` profile unless ``allow_dirty`` (other profiles make no
@@ -74,8 +77,8 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
     torchrun every rank trains (see :mod:`srnn.distributed`) and rank 0 alone holds the lock,
     tests and writes the record; the other ranks return an empty dict.
     """
-    if iwae_samples < 1:
-        raise ExperimentError(f"iwae_samples must be at least 1 (1: the ELBO only), got {iwae_samples}")
+    if iwae_samples < 1 or test_paths < 1:
+        raise ExperimentError(f"iwae_samples and test_paths must be at least 1, got {iwae_samples} and {test_paths}")
     device = resolve_device(cfg.device)
     origin = provenance(device, allow_dirty=allow_dirty or profile != "paper")
     run_dir = Path(runs_root) / run_id
@@ -96,7 +99,9 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
         model = best_model(run_dir, cfg, data.fingerprint, best, device)
         t0 = time.time()
         torch.manual_seed(cfg.seed)
-        test = evaluate(model, data.test, progress=progress, desc="test ELBO")
+        paths = evaluate(model, data.test, samples=test_paths, progress=progress, desc="test ELBO")
+        test = {k: v for k, v in paths.items() if not k.startswith("iwae")}
+        test.update(samples=1, paths=paths.get("paths", 1))            # the RNN's exact bound: one path
         if iwae_samples > 1:
             iw = evaluate(model, data.test, samples=iwae_samples, progress=progress, desc="test IWAE")
             test.update({k: v for k, v in iw.items() if k.startswith("iwae")}, iwae_samples=iwae_samples)
@@ -268,6 +273,8 @@ def main(argv: list[str], prog: str = "python -m srnn.experiment", wait_busy: bo
                    help="config overrides, e.g. batch_size=8 kl_start=0.0 (JSON values)")
     p.add_argument("--iwae-samples", type=int, default=100,
                    help="samples of the importance-weighted test bound (1: the ELBO only)")
+    p.add_argument("--test-paths", type=int, default=10,
+                   help="sample paths whose mean is the test ELBO, with its standard error (default 10)")
     p.add_argument("--profile", default="paper",
                    help="paper (a result: refused from a tree with uncommitted changes) or smoke (a test run)")
     p.add_argument("--allow-dirty", action="store_true",
@@ -281,6 +288,8 @@ def main(argv: list[str], prog: str = "python -m srnn.experiment", wait_busy: bo
         p.error("music runs need --dataset (jsb, nottingham, muse or piano)")
     if args.iwae_samples < 1:
         p.error(f"--iwae-samples must be at least 1 (1: the ELBO only), got {args.iwae_samples}")
+    if args.test_paths < 1:
+        p.error(f"--test-paths must be at least 1, got {args.test_paths}")
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")   # repeatable cuBLAS on a GPU
     torch.backends.cudnn.deterministic = True
 
@@ -295,13 +304,15 @@ def main(argv: list[str], prog: str = "python -m srnn.experiment", wait_busy: bo
         run_id += f"-{world.size}proc"
     command = "python -m srnn.experiment " + " ".join(shlex.quote(a) for a in argv)
     record = run_experiment(cfg, data, run_id, args.domain, runs_root=args.runs,
-                            results_root=args.results, iwae_samples=args.iwae_samples,
+                            results_root=args.results, iwae_samples=args.iwae_samples, test_paths=args.test_paths,
                             profile=args.profile, command=command, allow_dirty=args.allow_dirty,
                             write_samples=samples, progress=world.main, wait_busy=wait_busy)
     if not world.main:
         return 0
     t = record["test"]
-    print(f"{run_id}: test ELBO per step {t['elbo_per_step_seq']:.4f} (mean over sequences), "
+    se = f" ± {t['elbo_per_step_seq_se']:.4f}" if "elbo_per_step_seq_se" in t else ""
+    print(f"{run_id}: test ELBO per step {t['elbo_per_step_seq']:.4f}{se} (mean over sequences, {t['paths']} "
+          f"sample paths), "
           f"{t['elbo_per_step']:.4f} (over all steps)"
           + (f"; IWAE K={args.iwae_samples} {t['iwae_per_step_seq']:.4f}" if args.iwae_samples > 1 else "")
           + f"; record in {args.results}/{args.domain}/{run_id}")

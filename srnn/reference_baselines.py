@@ -28,13 +28,16 @@ import torch
 from .reference import LATENT_VAR_FLOOR, gaussian_head, gru_step, log_likelihood, mlp, record_step
 
 
-def vrnn_forward(settings: dict, weights: dict, x, u, mask=None, h0=None, z0=None, noise=None) -> dict:
+def vrnn_forward(settings: dict, weights: dict, x, u, mask=None, h0=None, z0=None, noise=None,
+                 keep_h=None, keep_z=None) -> dict:
     """Per-step terms of the VRNN's bound for x, u (B, T, x_dim), one sample path.
 
     Returns ``ll``, ``kl``, ``log_w`` (B, T; zero at masked steps), ``kl_dim``, ``z``
     (B, T, z_dim) and the state ``h`` (h_{T-1}) and ``z_last`` the next window starts from.
     ``h0``, ``z0``: the carried state (zeros if None); ``noise`` (T, B, z_dim): the standard
-    normal draws (fresh if None).
+    normal draws (fresh if None). ``keep_h`` (T, B, h_dim) and ``keep_z`` (T, B, z_dim):
+    dropout's scaled masks, by which h_{t-1} is multiplied where the prior, the posterior and
+    the emission read it, and z_t where the emission reads it (None: no dropout).
     """
     w = weights
     B, T, _ = x.shape
@@ -48,15 +51,17 @@ def vrnn_forward(settings: dict, weights: dict, x, u, mask=None, h0=None, z0=Non
     out = {key: [] for key in ("ll", "kl", "log_w", "kl_dim", "z")}
     for t in range(T):
         h = gru_step(w, "gru_h", torch.cat([mlp(w, "phi", u[:, t]), mlp(w, "phi_z", z)], -1), h)
+        h_read = h if keep_h is None else h * keep_h[t]                     # what the heads read
         if settings["vrnn_prior"] == "standard":
             mean_p, var_p = torch.zeros_like(z), torch.ones_like(z) + LATENT_VAR_FLOOR
         else:
-            mean_p, logvar_p = gaussian_head(w, "prior", h, h[:, :0])       # on h_{t-1} alone
+            mean_p, logvar_p = gaussian_head(w, "prior", h_read, h[:, :0])  # on h_{t-1} alone
             var_p = torch.exp(logvar_p) + LATENT_VAR_FLOOR
-        mean_q, logvar_q = gaussian_head(w, "posterior", mlp(w, "phi", x[:, t]), h)
+        mean_q, logvar_q = gaussian_head(w, "posterior", mlp(w, "phi", x[:, t]), h_read)
         var_q = torch.exp(logvar_q) + LATENT_VAR_FLOOR
         z = mean_q + torch.sqrt(var_q) * noise[t]
-        ll = log_likelihood(w, settings, h, mlp(w, "phi_z", z), x[:, t])
+        z_read = z if keep_z is None else z * keep_z[t]
+        ll = log_likelihood(w, settings, h_read, mlp(w, "phi_z", z_read), x[:, t])
         record_step(out, ll, z, (mean_q, var_q), (mean_p, var_p), mask[:, t])
     result = {key: torch.stack(values, 1) for key, values in out.items()}
     result.update(h=h, z_last=z)

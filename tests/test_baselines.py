@@ -2,7 +2,8 @@
 
 - The fast VRNN and RNN against :mod:`srnn.reference_baselines`, a second implementation
   written from the equations that shares no code with the fast path: values and gradients,
-  both outputs, VRNN-I, masks, a carried state and several samples with fixed noise.
+  both outputs, VRNN-I, masks, a carried state and several samples with fixed noise, and
+  VRNN's dropout with the masks the fast path drew.
 - The analytic KL against a Monte Carlo estimate; the RNN's likelihood as a normalized
   distribution; padding, carried windows, generation, a golden bound.
 - Parameter counts against SRNN's, the initialization of every layer, the config's rules.
@@ -108,6 +109,56 @@ def test_fast_path_equals_the_independent_reference(model, prior, output):
         torch.testing.assert_close(p.grad, weights[name].grad, rtol=1e-9, atol=1e-10, msg=name)
         assert p.grad.abs().sum() > 0, f"{name} gets no gradient"
     assert out.ll.abs().sum() > 1
+
+
+@pytest.mark.parametrize("prior", ["learned", "standard"])
+def test_vrnn_dropout_is_the_references_with_the_same_masks(prior):
+    """Dropout on h (prior, posterior, emission) and on z (emission), as SRNN's: the fast path
+    with the masks it drew equals the reference given those masks, in values and gradients."""
+    net = small("vrnn", "bernoulli", prior, drop_d=0.3, drop_z=0.4).train()
+    cfg, B, T = net.cfg, 3, 6
+    x = frames(cfg, B, T)
+    u = shifted_input(x)
+    mask = torch.tensor([[1.0] * 6, [1.0] * 4 + [0.0] * 2, [1.0] * 2 + [0.0] * 4], dtype=torch.float64)
+    state, noise = random_state(net, B, 1), torch.randn(T, B, cfg.z_dim, dtype=torch.float64)
+    drawn, draw = [], net.dropout_mask
+    net.dropout_mask = lambda *args: drawn.append(draw(*args)) or drawn[-1]
+    out = net(x, u, mask, state, noise=noise)
+    training_loss(out, mask, beta=0.7).backward()
+    keep_h, keep_z = drawn
+    assert keep_h.shape == (T, B, cfg.d_dim) and keep_z.shape == (T, B, cfg.z_dim)
+    for keep, p in ((keep_h, 0.3), (keep_z, 0.4)):                  # inverted dropout's scaled masks
+        assert set(keep.unique().tolist()) == {0.0, 1 / (1 - p)}
+
+    weights = {k: v.detach().clone().requires_grad_() for k, v in net.state_dict().items()}
+    ref = reference(net, weights, x, u, mask, state, noise)
+    assert not torch.allclose(ref["ll"], out.ll)                    # the masks matter ...
+    ref = vrnn_forward(cfg.to_dict(), weights, x, u, mask, state.h, state.z, noise, keep_h, keep_z)
+    (-(ref["ll"] - 0.7 * ref["kl"]).sum() / mask.sum()).backward()
+    for name in ("ll", "kl", "log_w"):                             # ... and are placed as the reference's
+        torch.testing.assert_close(getattr(out, name), ref[name], rtol=1e-10, atol=1e-10)
+    for name, p in net.named_parameters():
+        torch.testing.assert_close(p.grad, weights[name].grad, rtol=1e-9, atol=1e-10, msg=name)
+
+
+def test_vrnn_dropout_acts_only_in_training_and_draws_nothing_when_off():
+    """In eval mode a VRNN with dropout is the reference's function without masks; in training
+    each option changes the bound; p = 0 draws no random numbers, so runs without dropout keep
+    their numbers."""
+    x = frames(small("vrnn", "bernoulli").cfg, 2, 5)
+    u, noise = shifted_input(x), torch.randn(5, 2, 4, dtype=torch.float64)
+    net = small("vrnn", "bernoulli", drop_d=0.3, drop_z=0.3).eval()
+    weights = net.state_dict()
+    ref = reference(net, weights, x, u, noise=noise)
+    torch.testing.assert_close(net(x, u, noise=noise).ll, ref["ll"], rtol=1e-12, atol=1e-12)
+    for name in ("drop_d", "drop_z"):
+        one = small("vrnn", "bernoulli", **{name: 0.3}).train()
+        torch.manual_seed(7)
+        assert not torch.allclose(one(x, u, noise=noise).ll, ref["ll"]), name
+    plain = small("vrnn", "bernoulli").train()
+    torch.manual_seed(7)
+    plain(x, u, noise=noise)
+    assert torch.equal(torch.get_rng_state(), torch.manual_seed(7).get_state())       # nothing drawn
 
 
 @pytest.mark.parametrize("model,prior", MODELS)
@@ -411,6 +462,9 @@ def test_configs_name_their_model_and_refuse_the_others_options():
         preset("vrnn_music", inference="filtering")
     with pytest.raises(ConfigError, match="model 'rnn' has no SRNN variants.*drop_d=0.25"):
         preset("rnn_music", drop_d=0.25)
+    with pytest.raises(ConfigError, match="model 'vrnn' has no SRNN variants.*drop_phi_u=0.25.*VRNN has drop_d"):
+        preset("vrnn_music", drop_phi_u=0.25)
+    assert preset("vrnn_music", drop_d=0.25, drop_z=0.25).drop_z == 0.25    # VRNN's dropout grid
     with pytest.raises(ConfigError, match="unknown preset 'vrnn_jsb'.*vrnn_music"):
         preset("vrnn_jsb")
     for cls, cfg in ((SRNN, preset("tiny", model="vrnn")), (VRNN, preset("tiny")), (RNN, preset("tiny", model="vrnn"))):

@@ -11,7 +11,7 @@ from srnn.batching import Batch, ChunkBatches, sequence_batches, shifted_input
 from srnn.checkpoint import CheckpointError, load_checkpoint, load_model
 from srnn.config import ConfigError, preset
 from srnn.evaluate import PerGroup, evaluate
-from srnn.model import SRNN
+from srnn.model import SRNN, Output
 from srnn.precision import tf32
 from srnn.train import (
     DeviceError,
@@ -205,6 +205,45 @@ def test_evaluation_estimators_and_carried_windows():
     assert m["elbo_per_step"] == pytest.approx(sum(per["elbo"]) / 8)
     assert m["elbo_per_step_seq"] == pytest.approx((per["elbo"][0] / 5 + per["elbo"][1] / 3) / 2)
     assert m["iwae_per_step"] >= m["elbo_per_step"] - 1.0
+
+
+class KnownPaths(torch.nn.Module):
+    """A stand-in model whose sample path k of sequence b has ll = -(k + 1) * sum(x_t) + 0.1 k
+    and kl = 0.5 at every real step: each path's bound is known without running a model."""
+
+    noise_dim = 1
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, u, mask, state=None, samples=1):
+        B, T = mask.shape
+        k = torch.arange(samples, dtype=x.dtype).repeat_interleave(B)[:, None]      # row k*B + b: path k
+        m = mask.repeat(samples, 1)
+        ll = (-(k + 1) * x.sum(-1).repeat(samples, 1) + 0.1 * k) * m
+        kl = 0.5 * m
+        none = ll.new_zeros(samples * B, T, 1)
+        return Output(ll=ll, kl=kl, log_w=ll - kl, kl_dim=none, z=none, state=None)
+
+
+def test_the_test_elbo_is_the_mean_over_sample_paths_with_its_standard_error():
+    seqs = [np.full((5, 8), 0.5, np.float32), np.full((3, 8), 0.25, np.float32), np.ones((2, 8), np.float32)]
+    K = 6
+    m = evaluate(KnownPaths(), list(sequence_batches(seqs, 2)), samples=K, sample_chunk=K)
+    lengths = np.array([len(s) for s in seqs], float)
+    per_path = np.array([[sum(-(k + 1) * s[t].sum() + 0.1 * k - 0.5 for t in range(len(s))) for s in seqs]
+                         for k in range(K)])                                         # (paths, sequences)
+    seq_means = (per_path / lengths).mean(1)                                          # each path's per-step bound
+    step_means = per_path.sum(1) / lengths.sum()
+    assert m["paths"] == K
+    assert m["elbo_per_step_seq"] == pytest.approx(seq_means.mean(), rel=1e-6)
+    assert m["elbo_per_step"] == pytest.approx(step_means.mean(), rel=1e-6)
+    assert m["elbo_per_step_seq_se"] == pytest.approx(seq_means.std(ddof=1) / K ** 0.5, rel=1e-6)
+    assert m["elbo_per_step_se"] == pytest.approx(step_means.std(ddof=1) / K ** 0.5, rel=1e-6)
+    assert m["elbo_per_seq_se"] == pytest.approx(per_path.mean(1).std(ddof=1) / K ** 0.5, rel=1e-6)
+    one = evaluate(KnownPaths(), list(sequence_batches(seqs, 2)))                     # one path: no spread to show
+    assert "paths" not in one and not any(key.endswith("_se") for key in one)
 
 
 def test_evaluation_reports_the_kl_of_each_latent_dimension():

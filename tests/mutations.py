@@ -3,6 +3,7 @@ model tests notice every time.
 
     python tests/mutations.py              # every mutant; prints a table, exits 1 if one survives
     python tests/mutations.py --only clip  # the mutants whose name contains 'clip'
+    python tests/mutations.py --only clip,adam  # ... 'clip' or 'adam'
     python tests/mutations.py --list
 
 Each mutant replaces one exact piece of text in the package (a constant, a term, an
@@ -27,7 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = ["tests/test_baselines.py", "tests/test_fidelity.py", "tests/test_model.py", "tests/test_train.py",
-         "tests/test_distributed.py"]
+         "tests/test_protocol.py", "tests/test_distributed.py"]
 
 # (name, what it breaks, file, text, replacement)
 MUTANTS = [
@@ -127,6 +128,45 @@ MUTANTS = [
      "torch.log_softmax(logits, -1)", "logits"),
     ("gmm-component", "every component scored with the first's variance", "srnn/model.py",
      "gaussian_log_prob(x.unsqueeze(-2), mu, logvar)", "gaussian_log_prob(x.unsqueeze(-2), mu, logvar[..., :1, :])"),
+    # The training protocol (tests/test_protocol.py)
+    ("clip-order", "element-wise clipping before the total norm", "srnn/train.py",
+     "            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)\n"
+     "            torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)\n",
+     "            torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)\n"
+     "            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)\n"),
+    ("clip-value-gone", "no element-wise clipping", "srnn/train.py",
+     "            torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)\n", ""),
+    ("clip-music", "music clips elements at 100 instead of 10", "srnn/config.py",
+     "clip_norm=1.0, clip_value=10.0,", "clip_norm=1.0, clip_value=100.0,"),
+    ("clip-speech", "speech clips the total norm at 300 instead of 3000", "srnn/config.py",
+     "clip_norm: float = 3000.0", "clip_norm: float = 300.0"),
+    ("adam-betas", "Adam with beta2 = 0.99", "srnn/train.py",
+     "torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)",
+     "torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps, betas=(0.9, 0.99))"),
+    ("adam-eps", "Adam's epsilon 1e-8 (torch's default) instead of the original's 1e-4", "srnn/config.py",
+     "adam_eps: float = 1e-4", "adam_eps: float = 1e-8"),
+    ("decay-speech", "speech's learning rate divided by 1.2 a epoch instead of 1.1", "srnn/config.py",
+     "lr_decay: float = 1.1", "lr_decay: float = 1.2"),
+    ("decay-start-speech", "speech's decay from epoch 15 instead of 16", "srnn/config.py",
+     "lr_decay_start: int = 16", "lr_decay_start: int = 15"),
+    ("carry", "the training loop never carries the state to the next window", "srnn/train.py",
+     "None if batch.reset else state", "None"),
+    ("epoch-reset", "the carried state is not reset at a new epoch", "srnn/train.py",
+     '        state = None\n        if record.get("best"):', '        if record.get("best"):'),
+    ("valid-carry", "validation rows continue one another instead of starting from zero", "srnn/music.py",
+     "valid = [Batch(b.x, b.u, b.mask, reset=True) for b in rows]", "valid = list(rows)"),
+    ("patience", "patience counted one epoch longer", "srnn/train.py",
+     '["epoch"] < cfg.patience', '["epoch"] <= cfg.patience'),
+    ("epochs", "40 epochs at least instead of 50", "srnn/config.py",
+     "epochs: int = 50 ", "epochs: int = 40 "),
+    ("max-epochs", "never past 100 epochs instead of 200", "srnn/config.py",
+     "max_epochs: int = 200", "max_epochs: int = 100"),
+    ("blizzard-lr", "Blizzard's learning rate 1e-3 instead of 3e-4", "srnn/config.py",
+     "batch_size=128, lr=3e-4,", "batch_size=128, lr=1e-3,"),
+    ("blizzard-batch", "Blizzard's batch 64 instead of 128", "srnn/config.py",
+     "batch_size=128, lr=3e-4,", "batch_size=64, lr=3e-4,"),
+    ("blizzard-kl", "Blizzard's KL temperature grows by 3e-4 an update instead of 1e-4", "srnn/config.py",
+     "lr=3e-4, kl_increment=1e-4,", "lr=3e-4, kl_increment=3e-4,"),
     # Training over several processes (srnn/distributed.py, issue 12).
     ("ddp-scale", "each rank's loss not scaled by the number of ranks: half the gradient", "srnn/train.py",
      "(loss * world.size if world.active else loss).backward()", "loss.backward()"),
@@ -175,10 +215,11 @@ def mutate(tmp: Path, file: str, text: str, replacement: str) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", default="", help="run only the mutants whose name contains this")
+    p.add_argument("--only", default="", help="run only the mutants whose name contains this (or one of these, "
+                                               "comma-separated)")
     p.add_argument("--list", action="store_true", help="list the mutants and exit")
     args = p.parse_args()
-    chosen = [m for m in MUTANTS if args.only in m[0]]
+    chosen = [m for m in MUTANTS if any(part in m[0] for part in args.only.split(","))]
     if args.list:
         for name, what, file, *_ in chosen:
             print(f"{name:15s} {file:16s} {what}")

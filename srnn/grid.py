@@ -90,16 +90,23 @@ def search(runs: list[dict], dataset: str, variant: str) -> dict:
 
 
 def commands(runs: list[dict]) -> list[tuple[str, bool]]:
-    """Every run the protocol asks for so far, as (command, has a record): the grid, then the
-    other seeds of each chosen setting whose grid is complete."""
+    """Every run the protocol asks for so far, as (arguments of ``python -m srnn.experiment``,
+    has a record): the grid, then the other seeds of each chosen setting whose grid is
+    complete. A run with a record gives the command it ran with (the same run, perhaps
+    spelled otherwise: ``--form npz`` is the default)."""
+    def line(record, dataset, variant, setting, seed=GRID_SEED):
+        if record is None:
+            return command(dataset, variant, setting, seed), False
+        return record["command"].split(" srnn.experiment ", 1)[-1], True
+
     out = []
     for dataset in SETS:
         for variant in MODELS:
             found = search(runs, dataset, variant)
-            out += [(command(dataset, variant, s), r is not None) for s, r in found["points"].items()]
+            out += [line(r, dataset, variant, s) for s, r in found["points"].items()]
             if found["complete"]:
-                done = {r["seed"] for r in found["seeds"]}
-                out += [(command(dataset, variant, found["chosen"], seed), seed in done) for seed in OTHER_SEEDS]
+                done = {r["seed"]: r for r in found["seeds"]}
+                out += [line(done.get(seed), dataset, variant, found["chosen"], seed) for seed in OTHER_SEEDS]
     return out
 
 

@@ -9,8 +9,10 @@ import torch
 
 from srnn.config import preset
 from srnn.experiment import VARIANTS
-from srnn.results import PAPER_MUSIC, ProvenanceError, code_version, hardware, load_run, load_runs, run_name, write_run
-from srnn.tables import (
+from srnn.records.paper import PAPER_MUSIC
+from srnn.records.provenance import ProvenanceError, code_version, hardware
+from srnn.records.store import load_run, load_runs, run_name, write_run
+from srnn.records.tables import (
     baseline,
     chosen,
     first_protocol,
@@ -39,7 +41,8 @@ def record(run_id, dataset, elbo, domain="music", form="npz", variant="smooth+Re
 
 
 def music_run(folder, suffix, elbo, dataset="jsb", legacy=False, **fields):
-    run_id = run_name(dataset, "npz", "smooth+Resq", "-".join(filter(None, [suffix, "legacy" if legacy else ""])))
+    run_id = run_name("music", dataset, "npz", "smooth+Resq",
+                      "-".join(filter(None, [suffix, "legacy" if legacy else ""])))
     write_run(folder / "music" / run_id, record(run_id, dataset, elbo, legacy=legacy, **fields), [{"epoch": 1}])
 
 
@@ -49,7 +52,7 @@ def test_table_2_shows_each_main_run_next_to_the_first_protocols_and_marks_missi
     music_run(tmp_path, "", -4.9, legacy=True, device="cuda: NVIDIA H100")
     music_run(tmp_path, "cpu", -5.0, legacy=True)
     music_run(tmp_path, "", -3.0, dataset="nottingham", lr_decay_start=20)   # a departure: not the main run
-    speech = run_name("timit", "", "smooth")
+    speech = run_name("speech", "timit", variant="smooth")
     write_run(tmp_path / "speech" / speech, record(speech, "timit", 1000.0, "speech", "", "smooth"), [])
     runs = load_runs(tmp_path)
     assert len(runs) == 6 and runs[0]["history"] == [{"epoch": 1}]
@@ -63,7 +66,7 @@ def test_table_2_shows_each_main_run_next_to_the_first_protocols_and_marks_missi
     speech_rows = {r["model"]: r for r in speech_table(runs)}
     assert speech_rows["SRNN (smooth)"]["timit ours"] == 40000.0
     assert speech_rows["SRNN (smooth+Resq)"]["timit ours"] is None
-    tiny = run_name("timit", "", "smooth+Resq")                          # not the paper's preset: not Table 1
+    tiny = run_name("speech", "timit", variant="smooth+Resq")            # not the paper's preset: not Table 1
     write_run(tmp_path / "speech" / tiny, {**record(tiny, "timit", 9.0, "speech", "", "smooth+Resq"),
                                            "config": preset("tiny").to_dict()}, [])
     assert speech_table(load_runs(tmp_path))[0]["timit ours"] is None
@@ -97,7 +100,7 @@ def test_seed_spread_gathers_the_paper_settings_by_device(tmp_path):
     assert spread["device"] == "cpu" and spread["elbo"] == {123: -5.0, 124: -4.8, 125: -5.0}
     assert spread["mean"] == pytest.approx(-14.8 / 3) and (spread["best"], spread["worst"]) == (-4.8, -5.0)
     assert seed_spread(runs, "nottingham") == []
-    assert [r["id"] for r in runs if paper_settings(r)] == [run_name("jsb", "npz", "smooth+Resq", s)
+    assert [r["id"] for r in runs if paper_settings(r)] == [run_name("music", "jsb", "npz", "smooth+Resq", s)
                                                             for s in ("", "cpu", "seed124", "seed125",
                                                                       "seed126-legacy")]
 
@@ -114,7 +117,7 @@ def test_a_change_is_measured_against_the_same_seed_protocol_and_kind_of_device(
             r["id"].split("-")[-1]: r for r in load_runs(tmp_path)}
     every = list(runs.values())
     assert baseline(every, runs["eps"])["id"].endswith("-cpu")
-    assert baseline(every, runs["gpu"])["id"] == run_name("jsb", "npz", "smooth+Resq")
+    assert baseline(every, runs["gpu"])["id"] == run_name("music", "jsb", "npz", "smooth+Resq")
     assert baseline(every, runs["seed7"]) is None
     assert baseline(every, runs["old"])["id"] == "jsb-npz-smooth-resq-old-legacy"
 
@@ -258,7 +261,7 @@ def test_seeds_of_a_setting_are_found_across_config_fields_added_between_them(tm
 
 
 def test_results_readme_shows_where_we_stand_as_the_records_say():
-    from srnn.report import where_we_stand
+    from srnn.records.report import where_we_stand
     from srnn.results import README, STAND, readme_with
     text = README.read_text()
     summary = where_we_stand(load_runs(README.parent))
@@ -267,7 +270,7 @@ def test_results_readme_shows_where_we_stand_as_the_records_say():
 
 
 def test_a_baseline_with_its_preset_has_the_papers_settings():
-    from srnn.tables import departures
+    from srnn.records.tables import departures
     vrnn = {"config": preset("vrnn_music").to_dict()}
     assert departures(vrnn) == [] and paper_settings(vrnn)
     assert departures({"config": preset("vrnn_music", vrnn_prior="standard").to_dict()}) == []

@@ -19,7 +19,7 @@
 #
 # This page runs the three side by side under one protocol: the same optimizer, KL
 # schedule, early stopping and test, the same GRU cell, output distributions and floors,
-# and parameter counts within 0.3% of SRNN's (`srnn.baselines`, tested against a
+# and parameter counts within 0.3% of SRNN's (`srnn.models.baselines`, tested against a
 # step-by-step reference). It tests the paper's claims one by one, then the later critique
 # of {cite:t}`dai2019`: with a fully factorized output, a latent model can use the
 # correlation between the 200 samples *within* a frame, which an RNN with the same output
@@ -42,10 +42,10 @@ iwae_samples = 100
 # %%
 from IPython.display import Audio, Markdown, display
 
-from srnn import report
-from srnn.pages import COMMITTED, committed_models, train_run
-from srnn.plots import markdown_table, piano_rolls, validation_by_group
-from srnn.results import load_runs
+from srnn.book.pages import COMMITTED, committed_models, train_run
+from srnn.book.plots import markdown_table, piano_rolls, validation_by_group
+from srnn.records import report
+from srnn.records.store import load_runs
 
 committed, notes = committed_models({"sample": models, "sample-perm": permuted_models}, domain="speech", page=page,
                                    results_dir=results_dir)

@@ -338,7 +338,7 @@ def test_a_multi_line_message_is_printed_as_one_line(capsys):
 
 
 def test_a_download_says_where_it_waits(tmp_path, monkeypatch, capsys):
-    from srnn import registry
+    from srnn.datasets import registry
     monkeypatch.setattr(registry, "_download", lambda url, entry, path, timeout: "download failed (timed out)")
     with pytest.raises(registry.DataError):
         registry.fetch("nottingham_raw_batchsize16_seqlen100.npz", cache=tmp_path)

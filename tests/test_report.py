@@ -100,7 +100,7 @@ def benchmark(name, threads, music_ms, preload=None, error=3e-7, device="cpu: x8
 
 
 def test_the_performance_page_sets_each_path_against_the_package():
-    from srnn import performance
+    from srnn.book import performance
     plain = benchmark("cpu-1thread", 1, {"package": 500.0, "reference": 1150.0, "oneDNN": 450.0, "compiled": 550.0})
     fast = benchmark("cpu-1thread-mkl", 1, {"package": 300.0, "oneDNN": 320.0}, preload="/x/libmkl_intel_path.so")
     headers, rows = performance.updates_table([plain, fast])

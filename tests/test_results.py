@@ -237,7 +237,7 @@ def test_every_start_of_a_run_is_logged_with_its_code(tmp_path):
 
 
 def test_the_results_page_tables_say_no_run_yet_and_where_we_fall_short(tmp_path):
-    from srnn import report
+    from srnn.records import report
     music_run(tmp_path, "", -4.8, valid=-4.7)
     music_run(tmp_path, "batch4", -4.6, valid=-4.6, batch_size=4)
     music_run(tmp_path, "", -8.3, dataset="piano", valid=-7.6)
@@ -279,37 +279,37 @@ def test_a_baseline_with_its_preset_has_the_papers_settings():
 
 
 def test_the_baselines_page_tests_each_claim_and_the_permutation(tmp_path):
-    from srnn import report
+    from srnn.records import model_comparison, report
 
     def speech(variant, elbo, kl=1.0):
         return {"id": f"sample-{variant}", "epochs": 40, "best_epoch": 38,
                 "test": {"elbo_per_seq": elbo, "elbo_per_step": elbo / 40, "kl_per_step": kl}}
     plain = {"smooth+Resq": speech("smooth+Resq", 3600.0), "filt+Resq": speech("filt+Resq", 3500.0),
              "VRNN": speech("VRNN", 3400.0), "RNN": speech("RNN", -200.0)}
-    lines = report.claims(plain)
+    lines = model_comparison.claims(plain)
     assert any("smoothing posterior beats filtering (with Resq): **holds** here, 3,600.0" in x for x in lines)
     assert any("(without Resq): not tested yet (no run of smooth)" in x for x in lines)
     assert any("SRNN) beats feeding z back (VRNN): **holds**" in x and "+200.0" in x for x in lines)
     permuted = {"smooth+Resq": speech("smooth+Resq", 3000.0), "VRNN": speech("VRNN", 3100.0),
                 "RNN": speech("RNN", -400.0)}
-    headers, rows = report.permutation_table(plain, permuted)
+    headers, rows = model_comparison.permutation_table(plain, permuted)
     assert rows[0] == ("SRNN, smoothing + Resq", "3,600.0", 1, "3,000.0", 2, "-600.0")
     assert [r[0] for r in rows] == ["SRNN, smoothing + Resq", "VRNN", "RNN"]      # the models run on both
-    assert report.model_table(plain)[1][3][1:3] == ("-200.0", "-")
-    music_headers, music_rows = report.baselines_music([])
+    assert model_comparison.model_table(plain)[1][3][1:3] == ("-200.0", "-")
+    music_headers, music_rows = model_comparison.baselines_music([])
     assert music_rows[0] == ("JSB Chorales", "-4.74", *[report.NO_RUN] * 4)
     music = {"smooth+Resq": {"test": {"elbo_per_step_seq": -5.004}}, "VRNN": {"test": {"elbo_per_step_seq": -4.958}}}
-    lines = report.music_claims(music)
+    lines = model_comparison.music_claims(music)
     assert len(lines) == 4 and any("beats feeding z back (VRNN): **does not hold** here, -5.004" in x
                                    and "-0.046 nats per step" in x for x in lines)
     vrnn = {"id": "jsb-npz-vrnn", "epochs": 62, "best_epoch": 52,
             "test": {"elbo_per_step_seq": -4.958, "iwae_per_step_seq": -4.811, "iwae_samples": 100, "kl_per_step": 1.5}}
-    assert report.music_model_table({"VRNN": vrnn})[1] == [
+    assert model_comparison.music_model_table({"VRNN": vrnn})[1] == [
         ("VRNN", "-4.958", "-4.811 (K=100)", "1.500", "62 (52)", "`jsb-npz-vrnn`")]
 
 
 def test_table_1_sets_the_quoted_baselines_beside_ours():
-    from srnn import report
+    from srnn.records import report
     runs = [{**record("timit-vrnn", "timit", 30000.0 / 40, "speech", "", "smooth+Resq"), "variant": "VRNN",
              "config": preset("vrnn_timit").to_dict()}]
     rows = {r[0]: r for r in report.table_1(runs)[1]}

@@ -27,7 +27,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from srnn.book.plots import markdown_table
-from srnn.records import report, tables
+from srnn.records import model_comparison, report, tables
 from srnn.records.store import load_runs
 
 runs = load_runs(results_root, profile="paper")
@@ -59,7 +59,7 @@ markdown_table(headers, rows, caption="Table 2: test log-likelihood bound per ti
 # plain RNN with SRNN's output). The Baselines page tests the paper's claims with them.
 
 # %% tags=["remove-input"]
-markdown_table(*report.baselines_music(runs), caption="Table 2 with our baselines: test ELBO per step (mean over "
+markdown_table(*model_comparison.baselines_music(runs), caption="Table 2 with our baselines: test ELBO per step (mean over "
                "pieces); the paper's SRNN number, and ours for SRNN and each baseline.", name="tab-results-music-baselines")
 
 # %% [markdown]

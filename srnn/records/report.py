@@ -1,5 +1,5 @@
 """The book's tables and lines from records, as (headers, rows) for :func:`srnn.book.plots.markdown_table`:
-the Results and first-protocol pages, the Baselines page, and each training page's test bound.
+the Results and first-protocol pages and each training page's test bound.
 
 Every number comes from a record through :mod:`srnn.records.tables`; a row without a record says
 "no run yet" instead of showing a number. The Baselines page's tables, which set models side

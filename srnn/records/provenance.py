@@ -22,7 +22,6 @@ class ProvenanceError(UserError, RuntimeError):
     """The code that would make a result cannot be named (a dirty tree, no git)."""
 
 
-
 def _git(root: Path, *args: str) -> str | None:
     """The output of a git command in ``root``, or None where git or the repository is missing."""
     try:

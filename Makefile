@@ -18,7 +18,7 @@ book: setup
 	@echo "The book is at file://$(CURDIR)/book/_build/html/index.html"
 
 test: setup
-	$(PY) -m ruff check srnn tests book/notebooks benchmarks
+	$(PY) -m ruff check srnn tests scripts book/notebooks benchmarks
 	$(PY) -m pytest -q
 
 # Resolve the book environment again (new releases) into requirements.lock.

@@ -56,16 +56,16 @@ import dvae_srnn
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from srnn.batching import Batch, shifted_input
 from srnn.config import preset
+from srnn.datasets.batching import Batch, shifted_input
 from srnn.errors import ArgumentParser, command_line
-from srnn.evaluate import PerGroup, evaluate
 from srnn.files import write_json
-from srnn.model import SRNN
-from srnn.objective import training_loss
-from srnn.reference import reference_forward
-from srnn.results import provenance
-from srnn.train import check_compiler
+from srnn.models.model import SRNN
+from srnn.models.objective import training_loss
+from srnn.records.provenance import provenance
+from srnn.testing.reference import reference_forward
+from srnn.training.devices import check_compiler
+from srnn.training.evaluate import PerGroup, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 ENVIRONMENT = ("OMP_NUM_THREADS", "LD_PRELOAD")     # what else a record's command must set to measure the same
@@ -113,7 +113,8 @@ def previous_package(rev: str, folder: Path):
                                                   submodule_search_locations=[str(folder / "srnn")])
     sys.modules[name] = module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return importlib.import_module(f"{name}.model")
+    inside = "models.model" if (folder / "srnn" / "models" / "model.py").is_file() else "model"   # flat before
+    return importlib.import_module(f"{name}.{inside}")
 
 
 def bench(name: str, device: torch.device, repeats: int, profile: bool, previous=None, rev: str = "",
@@ -233,7 +234,7 @@ def bench_iwae(device: torch.device, repeats: int, pieces: int = 4, steps: int =
 
 def estimate(sets: list[str], seconds_per_update: float, device: torch.device) -> None:
     """Training time of each music page under the paper profile, from the measured update."""
-    from srnn.music import dataset
+    from srnn.datasets.music import dataset
     for name in sets:
         updates = len(dataset(name).train)
         hours = updates * 50 * seconds_per_update / 3600

@@ -63,14 +63,14 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args) -> torch.nn.Module:
-    from .checkpoint import load_model
     from .pretrained import load_pretrained
+    from .training.checkpoint import load_model
     return load_pretrained(args.pretrained) if args.pretrained else load_model(args.checkpoint)
 
 
 def evaluate_command(argv: list[str]) -> int:
-    from .evaluate import evaluate
     from .experiment import check_fits
+    from .training.evaluate import evaluate
 
     parser = ArgumentParser(prog="srnn evaluate", description=OWN["evaluate"] + ": the ELBO and the "
                             "importance-weighted bound per step, averaged over sequences as the authors' code")
@@ -87,12 +87,12 @@ def evaluate_command(argv: list[str]) -> int:
     model = _load(args)
     cfg = model.cfg
     if args.domain == "music":
-        from .music import dataset
+        from .datasets.music import dataset
         if not args.dataset:
             parser.error("music needs --dataset")
         data = dataset(args.dataset, args.form, batch_size=cfg.batch_size, window=cfg.window)
     else:
-        from .speech import load_prepared
+        from .datasets.speech import load_prepared
         if not args.prepared:
             parser.error("speech needs --prepared FOLDER")
         data = load_prepared(args.prepared, batch_size=cfg.batch_size, window=cfg.window)
@@ -136,7 +136,7 @@ def generate_command(argv: list[str]) -> int:
 
 def _test_piece(model, index: int, steps: int) -> torch.Tensor:
     """The first ``steps`` steps of test piece ``index`` of the data the model was trained on."""
-    from .music import pieces
+    from .datasets.music import pieces
     data = getattr(model, "data", None)
     if not data or "dataset" not in data:
         raise UserError("--continue-piece needs a model that names its music data (a pretrained model)")

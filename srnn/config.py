@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 
 from .errors import UserError
 
-MODELS = ("srnn", "vrnn", "rnn")
+MODEL_KINDS = ("srnn", "vrnn", "rnn")
 VRNN_PRIORS = ("learned", "standard")
 OUTPUTS = ("gaussian", "bernoulli", "gmm")
 INFERENCES = ("smoothing", "filtering")
@@ -55,7 +55,7 @@ class Config:
     """Sizes follow the paper's names: d (deterministic GRU), z (latent), a (inference GRU)."""
 
     name: str = "custom"             # the preset this config started from
-    model: str = "srnn"              # "srnn", or a baseline (srnn/baselines.py): "vrnn" or "rnn"
+    model: str = "srnn"              # "srnn", or a baseline (srnn/models/baselines.py): "vrnn" or "rnn"
     # --- model (FACTS.md section 1) ---
     x_dim: int = 200                 # values per step: 200-sample audio frames or 88 piano keys
     output: str = "gaussian"         # p(x_t | z_t, d_t): "gaussian" (speech) or "bernoulli" (music);
@@ -125,7 +125,7 @@ class Config:
             value = getattr(self, name)
             if value < low or (what == ">" and value == low):
                 raise ConfigError(f"config field {name!r} must be {what} {low}, got {value!r}")
-        for name, allowed in (("model", MODELS), ("vrnn_prior", VRNN_PRIORS), ("output", OUTPUTS),
+        for name, allowed in (("model", MODEL_KINDS), ("vrnn_prior", VRNN_PRIORS), ("output", OUTPUTS),
                               ("inference", INFERENCES), ("kl_schedule", KL_SCHEDULES),
                               ("adam_eps_style", ADAM_EPS_STYLES), ("init", INITS), ("valid_state", VALID_STATES),
                               ("test_pass", TEST_PASSES), ("precision", PRECISIONS)):
@@ -221,7 +221,7 @@ def settings_help() -> str:
     lines = [f"  {name:16s} {json.dumps(default):16s} {meaning}" for name, (default, meaning) in field_help().items()
              if name != "name"]
     return ("settings (--set FIELD=VALUE; the defaults below are the dataclass's, a preset changes some):\n"
-            + "\n".join(lines) + f"\npresets (--preset): {', '.join(sorted({**PRESETS, **BASELINES}))}")
+            + "\n".join(lines) + f"\npresets (--preset): {', '.join(sorted({**PRESETS, **BASELINE_PRESETS}))}")
 
 
 def _check_names(data: dict) -> None:
@@ -256,25 +256,25 @@ PRESETS: dict[str, dict] = {
 }
 
 
-# The baselines (srnn/baselines.py): every setting of their domain's SRNN preset but the
+# The baselines (srnn/models/baselines.py): every setting of their domain's SRNN preset but the
 # GRU's width, chosen so that the parameter count is that of SRNN smooth+Resq within 0.3%
 # (tests/test_baselines.py prints the counts). VRNN-I is a VRNN preset with
 # vrnn_prior="standard": without the prior's networks it has 8-12% fewer weights.
 BASELINE_WIDTHS = {("vrnn", "music"): 300, ("rnn", "music"): 707, ("vrnn", "timit"): 1483, ("rnn", "timit"): 2021,
                    ("vrnn", "blizzard"): 2929, ("rnn", "blizzard"): 3957,
                    ("vrnn", "speech_small"): 79, ("rnn", "speech_small"): 137}
-BASELINES: dict[str, dict] = {f"{model}_{domain}": {**PRESETS[domain], "model": model, "d_dim": d_dim}
+BASELINE_PRESETS: dict[str, dict] = {f"{model}_{domain}": {**PRESETS[domain], "model": model, "d_dim": d_dim}
                               for (model, domain), d_dim in BASELINE_WIDTHS.items()}
 # The GMM outputs of Table 1 (VRNN-GMM, RNN-GMM): the Gaussian baselines' sizes with a
 # mixture output layer, which alone adds mlp_dim x (2 x 20 x 200 + 20) weights: these
 # presets are larger than SRNN (tests/test_baselines.py prints by how much).
-BASELINES.update({f"{model}_gmm_{domain}": {**BASELINES[f"{model}_{domain}"], "output": "gmm"}
+BASELINE_PRESETS.update({f"{model}_gmm_{domain}": {**BASELINE_PRESETS[f"{model}_{domain}"], "output": "gmm"}
                   for (model, domain) in BASELINE_WIDTHS if domain != "music"})
 
 
 def preset(name: str, **overrides) -> Config:
-    """The named preset (see PRESETS and BASELINES) with keyword overrides."""
-    known = {**PRESETS, **BASELINES}
+    """The named preset (see PRESETS and BASELINE_PRESETS) with keyword overrides."""
+    known = {**PRESETS, **BASELINE_PRESETS}
     if name not in known:
         raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(known)}")
     _check_names(overrides)

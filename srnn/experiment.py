@@ -31,14 +31,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, check_identity, load_checkpoint, model_from
 from .config import Config, preset, settings_help
-from .distributed import current_world, start_from_environment
+from .datasets.speech import SpeechData, load_prepared
 from .errors import ArgumentParser, UserError, command_line
-from .evaluate import evaluate
 from .files import locked, read_json, write_atomic, write_json
-from .results import load_run, provenance, run_name, write_run
-from .train import resolve_device, train
+from .records.provenance import provenance
+from .records.store import load_run, run_name, write_run
+from .training.checkpoint import CheckpointError, check_identity, load_checkpoint, model_from
+from .training.devices import resolve_device
+from .training.distributed import current_world, start_from_environment
+from .training.evaluate import evaluate
+from .training.train import train
 
 VARIANTS = {"smooth+Resq": ("smoothing", True), "smooth": ("smoothing", False),
             "filt+Resq": ("filtering", True), "filt": ("filtering", False)}
@@ -74,7 +77,7 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
     One process trains a run at a time: a second command for the same run, while the first
     still runs, is refused (it holds ``runs/.<id>.lock``), or with ``wait_busy`` waits for it
     and then finds the run trained (the book's pages, which may run side by side). Under
-    torchrun every rank trains (see :mod:`srnn.distributed`) and rank 0 alone holds the lock,
+    torchrun every rank trains (see :mod:`srnn.training.distributed`) and rank 0 alone holds the lock,
     tests and writes the record; the other ranks return an empty dict.
     """
     if iwae_samples < 1 or test_paths < 1:
@@ -106,15 +109,15 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
             iw = evaluate(model, data.test, samples=iwae_samples, progress=progress, desc="test IWAE")
             test.update({k: v for k, v in iw.items() if k.startswith("iwae")}, iwae_samples=iwae_samples)
         per_sequence = test.pop("per_sequence")
-        if getattr(data, "test_windows", data.test) is not data.test:     # speech: the windowed estimator too
-            torch.manual_seed(cfg.seed)
-            windows = evaluate(model, data.test_windows, progress=progress, desc="test ELBO, windows")
-            test["windows"] = {k: v for k, v in windows.items() if k.startswith(("elbo", "steps", "sequences"))}
-        if hasattr(data, "samples_per_step"):   # speech: also per audio sample, comparable across corpora
-            test.update(per_sample(test, data.samples_per_step, data.std))
+        if isinstance(data, SpeechData):
+            if data.test_windows is not data.test:      # the windowed estimator too, where it is another
+                torch.manual_seed(cfg.seed)
+                windows = evaluate(model, data.test_windows, progress=progress, desc="test ELBO, windows")
+                test["windows"] = {k: v for k, v in windows.items() if k.startswith(("elbo", "steps", "sequences"))}
+            test.update(per_sample(test, data.samples_per_step, data.std))   # comparable across corpora
         record = {
             "id": run_id, "domain": domain, "dataset": data.name.split("-")[0],
-            "data_form": getattr(data, "form", data.name.split("-", 1)[-1]), "variant": cfg.variant,
+            "data_form": data.name.split("-", 1)[-1], "variant": cfg.variant,
             "profile": profile, "command": command, "seed": cfg.seed, "config": cfg.to_dict(),
             "data": data.fingerprint, "code": starts[0]["code"], "hardware": origin["hardware"],
             "processes": world.size,
@@ -168,9 +171,9 @@ def music_samples(model, folder: Path, pieces: int = 4, steps: int = 64, seconds
                   prefix: torch.Tensor | None = None) -> list[Path]:
     """Piano rolls sampled from p (continuing ``prefix``, (pieces, T0, 88), where given, which
     then opens each roll): ``rolls.npz``, one MIDI file each, and the first rendered to a
-    short WAV clip by the simple synthesizer of :mod:`srnn.midi`."""
-    from .audio import write_wav
-    from .midi import synthesize, write_midi
+    short WAV clip by the simple synthesizer of :mod:`srnn.datasets.midi`."""
+    from .datasets.audio import write_wav
+    from .datasets.midi import synthesize, write_midi
     with torch.no_grad():
         rolls = model.generate(steps, batch_size=pieces, prefix_x=prefix)
     if prefix is not None:
@@ -197,7 +200,7 @@ def per_sample(test: dict, samples_per_step: int, std: float) -> dict:
 
 
 def _music(args, cfg):
-    from .music import dataset
+    from .datasets.music import dataset
     data = dataset(args.dataset, args.form, batch_size=cfg.batch_size, window=cfg.window,
                    valid_state=cfg.valid_state)
     with_samples = cfg.variant in MAIN_VARIANTS and not args.name
@@ -205,7 +208,6 @@ def _music(args, cfg):
 
 
 def _speech(args, cfg):
-    from .speech import load_prepared
     if not args.prepared:
         raise ExperimentError("speech runs need --prepared FOLDER, a folder that python -m srnn.speech prepared "
                               "(see python -m srnn.speech --help)")
@@ -233,8 +235,9 @@ def data_preset(domain: str, data_name: str) -> str:
 
 
 def default_run_id(domain: str, data, cfg: Config, name: str | None) -> str:
-    """``<data>-<variant>[-<preset>][-<name>]``: the variant is SRNN's (e.g. smooth-resq)
-    or the baseline's (vrnn, vrnn-i, rnn); the preset only where it is not the data's own
+    """The id :func:`~srnn.records.store.run_name` gives this run, ``<data>-<variant>[-<preset>][-<name>]``:
+    the variant is SRNN's (e.g. smooth-resq) or the baseline's (vrnn, vrnn-i, rnn); the preset only where it
+    is not the data's own
     (for a baseline: not the data's own preset's baseline, e.g. vrnn_music); a user's
     folder corpus is named by the first 8 hex digits of its fingerprint's sha256, so that
     two corpora never share a run."""
@@ -244,7 +247,7 @@ def default_run_id(domain: str, data, cfg: Config, name: str | None) -> str:
         base = data.name.replace("folder", f"folder-{content}", 1)
     own = data_preset(domain, data.name)
     shown = "" if cfg.name in (own, f"{cfg.model}_{own}", f"{cfg.model}_gmm_{own}") else cfg.name
-    return run_name(base, "", cfg.variant, "-".join(filter(None, [shown, name])))
+    return run_name(domain, base, "", cfg.variant, "-".join(filter(None, [shown, name])))
 
 
 def check_fits(cfg: Config, domain: str, data) -> None:
@@ -257,8 +260,12 @@ def check_fits(cfg: Config, domain: str, data) -> None:
                               f"{domain} (e.g. {data_preset(domain, data.name)})")
 
 
-@command_line
-def main(argv: list[str], prog: str = "python -m srnn.experiment", wait_busy: bool = False) -> int:
+def run_command(argv: list[str], prog: str = "python -m srnn.experiment",
+                wait_busy: bool = False) -> tuple[dict, str]:
+    """Make (or resume, or find made) the run the command line ``argv`` asks for; return its
+    record (empty on every rank but 0 under torchrun) and the folder it was written to.
+    :func:`main` prints the two; the book's pages take them, so that a page shows the run
+    its own call made."""
     p = ArgumentParser(prog=prog, description=__doc__, epilog=settings_help(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("domain", choices=["music", "speech"])
@@ -307,15 +314,21 @@ def main(argv: list[str], prog: str = "python -m srnn.experiment", wait_busy: bo
                             results_root=args.results, iwae_samples=args.iwae_samples, test_paths=args.test_paths,
                             profile=args.profile, command=command, allow_dirty=args.allow_dirty,
                             write_samples=samples, progress=world.main, wait_busy=wait_busy)
-    if not world.main:
+    return record, f"{args.results}/{args.domain}/{run_id}"
+
+
+@command_line
+def main(argv: list[str], prog: str = "python -m srnn.experiment", wait_busy: bool = False) -> int:
+    record, folder = run_command(argv, prog, wait_busy)
+    if not record:                          # rank 0 alone reports
         return 0
     t = record["test"]
     se = f" ± {t['elbo_per_step_seq_se']:.4f}" if "elbo_per_step_seq_se" in t else ""
-    print(f"{run_id}: test ELBO per step {t['elbo_per_step_seq']:.4f}{se} (mean over sequences, {t['paths']} "
-          f"sample paths), "
+    print(f"{record['id']}: test ELBO per step {t['elbo_per_step_seq']:.4f}{se} (mean over sequences, "
+          f"{t['paths']} sample path{'s' if t['paths'] > 1 else ''}), "
           f"{t['elbo_per_step']:.4f} (over all steps)"
-          + (f"; IWAE K={args.iwae_samples} {t['iwae_per_step_seq']:.4f}" if args.iwae_samples > 1 else "")
-          + f"; record in {args.results}/{args.domain}/{run_id}")
+          + (f"; IWAE K={t['iwae_samples']} {t['iwae_per_step_seq']:.4f}" if "iwae_samples" in t else "")
+          + f"; record in {folder}")
     for warning in record["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     return 0

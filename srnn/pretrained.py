@@ -25,12 +25,12 @@ from pathlib import Path
 
 import torch
 
-from .baselines import build_model
-from .checkpoint import check_identity, load_checkpoint
 from .config import Config
+from .datasets.registry import DataFile, fetch
 from .errors import ArgumentParser, UserError, command_line
 from .files import read_json, write_atomic
-from .registry import DataFile, fetch
+from .models.baselines import build_model
+from .training.checkpoint import check_identity, load_checkpoint
 
 FORMAT = "srnn-pretrained-2"
 

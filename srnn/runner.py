@@ -305,7 +305,7 @@ def run_batch(profile: str, device: str, pages: list[str] | None = None,
     return {page.name: seconds[page.name] for part in todo for page in part}
 
 
-def check_batch(book: Path) -> None:
+def check_executed_pages(book: Path) -> None:
     """Every executed page of the toc exists and all come from one profile."""
     import nbformat
 
@@ -326,7 +326,7 @@ def setup(app):
 
     def check(app):
         try:
-            check_batch(Path(app.srcdir))
+            check_executed_pages(Path(app.srcdir))
         except BookError as err:
             raise ExtensionError(str(err)) from None
 

@@ -1,9 +1,9 @@
-"""srnn.audio: decoding any format to 16 kHz mono, and writing WAV."""
+"""srnn.datasets.audio: decoding any format to 16 kHz mono, and writing WAV."""
 import numpy as np
 import pytest
 import soundfile as sf
 
-from srnn.audio import AudioError, read_audio, resample, to_int16, write_wav
+from srnn.datasets.audio import AudioError, read_audio, resample, to_int16, write_wav
 
 
 def tone(freq, seconds, rate, channels=1):

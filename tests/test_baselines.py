@@ -1,6 +1,6 @@
-"""The baselines (srnn/baselines.py) held to the standard of the SRNN model's tests.
+"""The baselines (srnn/models/baselines.py) held to the standard of the SRNN model's tests.
 
-- The fast VRNN and RNN against :mod:`srnn.reference_baselines`, a second implementation
+- The fast VRNN and RNN against :mod:`srnn.testing.reference_baselines`, a second implementation
   written from the equations that shares no code with the fast path: values and gradients,
   both outputs, VRNN-I, masks, a carried state and several samples with fixed noise, and
   VRNN's dropout with the masks the fast path drew.
@@ -9,7 +9,7 @@
 - Parameter counts against SRNN's, the initialization of every layer, the config's rules.
 - Training, resuming and evaluating them through the same train() and evaluate() as SRNN.
 
-``tests/mutations.py`` breaks the baselines in small ways and checks that this file notices.
+``scripts/mutations.py`` breaks the baselines in small ways and checks that this file notices.
 """
 import itertools
 import math
@@ -19,18 +19,18 @@ import torch
 from test_fidelity import check_draw
 from test_train import KilledAt, numbers, toy_chunks
 
-from srnn.baselines import RNN, VRNN, RNNState, VRNNState, build_model
-from srnn.batching import ChunkBatches, sequence_batches, shifted_input
-from srnn.checkpoint import CheckpointError, load_checkpoint, load_model
-from srnn.config import BASELINES, Config, ConfigError, preset
-from srnn.evaluate import evaluate
-from srnn.model import SRNN
-from srnn.objective import training_loss
-from srnn.reference import dense, gaussian_head, gru_step, mlp
-from srnn.reference_baselines import rnn_forward, vrnn_forward
-from srnn.train import train
+from srnn.config import BASELINE_PRESETS, Config, ConfigError, preset
+from srnn.datasets.batching import ChunkBatches, sequence_batches, shifted_input
+from srnn.models.baselines import RNN, VRNN, RNNState, VRNNState, build_model
+from srnn.models.model import SRNN
+from srnn.models.objective import training_loss
+from srnn.testing.reference import dense, gaussian_head, gru_step, mlp
+from srnn.testing.reference_baselines import rnn_forward, vrnn_forward
+from srnn.training.checkpoint import CheckpointError, load_checkpoint, load_model
+from srnn.training.evaluate import evaluate
+from srnn.training.train import train
 
-MODELS = [("vrnn", "learned"), ("vrnn", "standard"), ("rnn", "learned")]
+MODEL_PRIORS = [("vrnn", "learned"), ("vrnn", "standard"), ("rnn", "learned")]
 
 
 def small(model, output="gaussian", vrnn_prior="learned", seed=0, **overrides):
@@ -73,7 +73,7 @@ def random_state(net, B, K, seed=3):
     return RNNState(draw(B, cfg.d_dim))
 
 
-@pytest.mark.parametrize("model,prior", MODELS)
+@pytest.mark.parametrize("model,prior", MODEL_PRIORS)
 @pytest.mark.parametrize("output", ["gaussian", "bernoulli"])
 def test_fast_path_equals_the_independent_reference(model, prior, output):
     net = small(model, output, prior)
@@ -161,7 +161,7 @@ def test_vrnn_dropout_acts_only_in_training_and_draws_nothing_when_off():
     assert torch.equal(torch.get_rng_state(), torch.manual_seed(7).get_state())       # nothing drawn
 
 
-@pytest.mark.parametrize("model,prior", MODELS)
+@pytest.mark.parametrize("model,prior", MODEL_PRIORS)
 def test_the_carried_state_is_the_references_and_continues_the_sequence(model, prior):
     """Without padding the state handed on is the reference's, and two windows with it carried
     compute exactly what one window computes (neither model looks ahead)."""
@@ -198,7 +198,7 @@ def test_analytic_kl_matches_monte_carlo(prior):
     assert analytic.mean() > 0.5                                   # the test compares something non-trivial
 
 
-@pytest.mark.parametrize("model,prior", MODELS)
+@pytest.mark.parametrize("model,prior", MODEL_PRIORS)
 def test_padding_changes_nothing_under_the_mask(model, prior):
     net = small(model, "gaussian", prior)
     x = frames(net.cfg, 2, 5)
@@ -213,7 +213,7 @@ def test_padding_changes_nothing_under_the_mask(model, prior):
         assert (getattr(padded, name)[:, 5:] == 0).all()
 
 
-@pytest.mark.parametrize("model,prior", MODELS)
+@pytest.mark.parametrize("model,prior", MODEL_PRIORS)
 def test_generation_shapes_ranges_determinism_and_prefix(model, prior):
     music, speech = small(model, "bernoulli", prior, x_dim=6), small(model, "gaussian", prior)
     x = frames(music.cfg, 2, 4)
@@ -231,7 +231,7 @@ def test_generation_shapes_ranges_determinism_and_prefix(model, prior):
     assert waves.shape == (2, 7, speech.cfg.x_dim) and torch.isfinite(waves).all() and waves.std() > 0
 
 
-@pytest.mark.parametrize("model,prior", MODELS)
+@pytest.mark.parametrize("model,prior", MODEL_PRIORS)
 def test_generation_steps_the_models_own_equations(model, prior):
     """Two generated steps (emission means fed back) are p's, from the reference's layers:
     h reads the last x (and z), z is drawn from the prior, x is the emission's mean."""
@@ -331,7 +331,7 @@ def test_srnn_keeps_the_papers_outputs():
 
 
 def test_baseline_presets_keep_every_srnn_setting_but_the_model_and_the_width():
-    for name, fields in BASELINES.items():
+    for name, fields in BASELINE_PRESETS.items():
         model, domain = name.split("_", 1)
         mixture = domain.startswith("gmm_")
         srnn = preset(domain.removeprefix("gmm_")).to_dict()
@@ -390,7 +390,7 @@ def fixed(model, output, vrnn_prior="learned"):
 
 
 # ELBO summed over both sequences, and the sum of log-weights, for the fixed inputs above:
-# computed once by the independent reference (srnn/reference_baselines.py), never by the fast path.
+# computed once by the independent reference (srnn/testing/reference_baselines.py), never by the fast path.
 GOLDEN = {("vrnn", "bernoulli", "learned"): (-50.37496111926376, -55.0668551796974),
           ("vrnn", "gaussian", "learned"): (-84.43250570654396, -89.09791506320789),
           ("vrnn", "gaussian", "standard"): (-84.35718183293659, -86.21566059308734),
@@ -421,7 +421,7 @@ def toy(model, **overrides):
 
 @pytest.mark.parametrize("model", ["vrnn", "rnn"])
 def test_train_resume_and_evaluate(model, tmp_path):
-    """Two epochs through srnn.train; killed in epoch 2 and resumed, the run is bitwise the
+    """Two epochs through srnn.training.train; killed in epoch 2 and resumed, the run is bitwise the
     uninterrupted one (the carried state included); the checkpoint builds the right class;
     the importance-weighted bound is above the ELBO (equal for the RNN)."""
     cfg, train_data, valid = toy(model, small_last_init=False)     # a KL large enough to leave a gap

@@ -124,11 +124,11 @@ def fake_book(tmp_path: Path, profiles: dict) -> Path:
 
 
 def test_the_build_refuses_a_missing_or_mixed_batch(tmp_path):
-    runner.check_batch(fake_book(tmp_path / "ok", {"a": "smoke", "b": "smoke"}))
+    runner.check_executed_pages(fake_book(tmp_path / "ok", {"a": "smoke", "b": "smoke"}))
     with pytest.raises(BookError, match=r"executed page .*b.ipynb is missing.*srnn.runner --profile"):
-        runner.check_batch(fake_book(tmp_path / "missing", {"a": "smoke", "b": None}))
+        runner.check_executed_pages(fake_book(tmp_path / "missing", {"a": "smoke", "b": None}))
     with pytest.raises(BookError, match="different profiles"):
-        runner.check_batch(fake_book(tmp_path / "mixed", {"a": "smoke", "b": "paper"}))
+        runner.check_executed_pages(fake_book(tmp_path / "mixed", {"a": "smoke", "b": "paper"}))
 
 
 def test_a_bad_data_set_name_and_a_record_of_another_format_stop_the_batch(tmp_path):

@@ -49,8 +49,9 @@ def test_the_examples_run(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     asked = []
     monkeypatch.setattr(experiment, "run_experiment", lambda cfg, data, run_id, *a, **k: asked.append(run_id) or
-                        {"test": {"elbo_per_step_seq": 0.0, "elbo_per_step": 0.0, "iwae_per_step_seq": 0.0,
-                                  "paths": 10}, "warnings": []})
+                        {"id": run_id, "warnings": [],
+                         "test": {"elbo_per_step_seq": 0.0, "elbo_per_step": 0.0, "iwae_per_step_seq": 0.0,
+                                  "paths": 10}})
     monkeypatch.setattr(runner, "run_batch", lambda *a, **k: asked.append("book") or {})
     assert len(examples()) == 7
     for argv in examples():
@@ -63,7 +64,7 @@ def test_the_examples_run(capsys, tmp_path, monkeypatch):
 def test_generate_continues_a_test_piece(tmp_path, capsys):
     import numpy as np
 
-    from srnn.music import pieces
+    from srnn.datasets.music import pieces
     cli.main(["generate", "--pretrained", "jsb", "--out", str(tmp_path), "--pieces", "2", "--steps", "8",
               "--continue-piece", "3", "--prefix-steps", "5"])
     rolls = np.load(tmp_path / "rolls.npz")["rolls"]

@@ -14,11 +14,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from srnn.batching import ChunkBatches, sequence_batches
-from srnn.checkpoint import load_checkpoint
 from srnn.config import preset
-from srnn.distributed import DistributedError, World, check_batch
-from srnn.train import train
+from srnn.datasets.batching import ChunkBatches, sequence_batches
+from srnn.training.checkpoint import load_checkpoint
+from srnn.training.distributed import DistributedError, World, check_batch_size
+from srnn.training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,9 +97,9 @@ def test_a_killed_two_process_run_resumes_to_the_same_numbers(tmp_path):
 
 
 def test_a_batch_that_does_not_split_over_the_processes_is_refused():
-    check_batch(World(0, 2), 4)
+    check_batch_size(World(0, 2), 4)
     with pytest.raises(DistributedError, match=r"batch_size=4 does not split over 3 processes"):
-        check_batch(World(1, 3), 4)
+        check_batch_size(World(1, 3), 4)
 
 
 def test_torchrun_runs_an_experiment_and_rank_0_alone_records_it(tmp_path):

@@ -1,13 +1,13 @@
 """The model is the paper's model, checked against what it must equal, not against itself.
 
-- The fast ``SRNN.forward`` against :mod:`srnn.reference`, a second implementation written
-  from the equations that shares no code with ``srnn/model.py``: values and gradients for
+- The fast ``SRNN.forward`` against :mod:`srnn.testing.reference`, a second implementation written
+  from the equations that shares no code with ``srnn/models/model.py``: values and gradients for
   the four variants, both outputs, masks, a carried state and several samples.
 - Parameter counts against the original Theano/Lasagne graph, counted here layer by layer.
 - The initialization of every layer: distribution and scale, as the original draws it.
 - The constants and formulas against closed-form values, and a golden ELBO.
 
-``tests/mutations.py`` breaks the model on purpose, one small way at a time, and
+``scripts/mutations.py`` breaks the model on purpose, one small way at a time, and
 checks that this suite notices every time.
 """
 import math
@@ -15,11 +15,11 @@ import math
 import pytest
 import torch
 
-from srnn.batching import shifted_input
 from srnn.config import preset
-from srnn.model import SRNN, State, act, floored_log_prob, gaussian_kl
-from srnn.objective import training_loss
-from srnn.reference import reference_forward
+from srnn.datasets.batching import shifted_input
+from srnn.models.model import SRNN, State, act, floored_log_prob, gaussian_kl
+from srnn.models.objective import training_loss
+from srnn.testing.reference import reference_forward
 
 VARIANTS = [("smoothing", True), ("smoothing", False), ("filtering", True), ("filtering", False)]
 
@@ -271,7 +271,7 @@ def original_learning_rates(lr, decay, no_decay_epochs, epochs):
 
 @pytest.mark.parametrize("name,no_decay_epochs", [("music", 20), ("timit", 15)])   # the run() defaults
 def test_learning_rate_follows_the_original_schedule(name, no_decay_epochs):
-    from srnn.train import lr_at
+    from srnn.training.schedule import lr_at
     cfg = preset(name)
     expected = original_learning_rates(cfg.lr, cfg.lr_decay, no_decay_epochs, 60)
     assert [lr_at(cfg, e) for e in range(60)] == pytest.approx(expected, rel=1e-12)

@@ -9,16 +9,16 @@ import pytest
 import torch
 from test_train import GPU, KilledAt, numbers, toy_run
 
-from srnn.baselines import build_model
-from srnn.batching import shifted_input
-from srnn.checkpoint import load_checkpoint
 from srnn.config import preset
-from srnn.objective import training_loss
-from srnn.precision import tf32
-from srnn.train import train
+from srnn.datasets.batching import shifted_input
+from srnn.models.baselines import build_model
+from srnn.models.objective import training_loss
+from srnn.training.checkpoint import load_checkpoint
+from srnn.training.precision import tf32
+from srnn.training.train import train
 
 pytestmark = GPU
-MODELS = ["music", "speech_small", "vrnn_music", "vrnn_speech_small", "rnn_music"]
+PRESET_NAMES = ["music", "speech_small", "vrnn_music", "vrnn_speech_small", "rnn_music"]
 
 
 def small(name, **overrides):
@@ -42,7 +42,7 @@ def pass_and_gradients(model, x, u, mask, noise, state=None):
     return out, {n: p.grad.cpu() for n, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", PRESET_NAMES)
 def test_the_model_on_a_gpu_computes_what_it_computes_on_the_cpu(name):
     cfg = small(name)
     torch.manual_seed(0)
@@ -62,7 +62,7 @@ def test_the_model_on_a_gpu_computes_what_it_computes_on_the_cpu(name):
         torch.testing.assert_close(grads_b[n], grads_a[n], rtol=1e-4, atol=1e-4, msg=n)
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", PRESET_NAMES)
 def test_an_update_makes_no_host_synchronization(name):
     cfg = small(name)
     model = build_model(cfg).cuda()

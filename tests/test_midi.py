@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from srnn import midi, music
-from srnn.audio import write_wav
+from srnn.datasets import midi, music
+from srnn.datasets.audio import write_wav
 
 
 def _roll(T=8):

@@ -5,10 +5,10 @@ test_fidelity.py."""
 import pytest
 import torch
 
-from srnn.batching import shifted_input
 from srnn.config import PRESETS, Config, preset
-from srnn.model import SRNN, floored_log_prob, gaussian_kl
-from srnn.objective import elbo_terms, importance_weighted, training_loss
+from srnn.datasets.batching import shifted_input
+from srnn.models.model import SRNN, floored_log_prob, gaussian_kl
+from srnn.models.objective import elbo_terms, importance_weighted, training_loss
 
 
 def make(name="tiny", dtype=torch.float64, seed=0, **overrides):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from srnn import music, registry
-from srnn.registry import DataError
+from srnn.datasets import music, registry
+from srnn.datasets.registry import DataError
 
 DATA = registry.DATA_DIR / "jsb"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "polyphonic"

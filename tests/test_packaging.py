@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from srnn import midi, music, registry, speech_corpora
-from srnn.registry import DataError
+from srnn.datasets import midi, music, registry, speech_corpora
+from srnn.datasets.registry import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("pyproject.toml", "README.md", "LICENSE", "srnn", "data")
@@ -22,7 +22,10 @@ SCRIPT = """
 import hashlib, json, sys
 from pathlib import Path
 import srnn
-from srnn import midi, music, registry, speech_corpora
+from srnn.datasets import midi
+from srnn.datasets import music
+from srnn.datasets import registry
+from srnn.datasets import speech_corpora
 from srnn.pretrained import load_pretrained
 
 out = Path(sys.argv[1])

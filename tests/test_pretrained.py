@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from srnn.config import Config
-from srnn.evaluate import evaluate
-from srnn.music import dataset
+from srnn.datasets.music import dataset
+from srnn.datasets.registry import DataError
 from srnn.pretrained import PRETRAINED, PretrainedError, load_pretrained
-from srnn.registry import DataError
+from srnn.training.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,13 +10,14 @@ the loop. ``scripts/mutations.py`` breaks each of these and checks that a test h
 import pytest
 import torch
 
-import srnn.train as training
-from srnn.baselines import build_model
-from srnn.batching import Batch
-from srnn.checkpoint import load_checkpoint
+import srnn.training.train as training
 from srnn.config import preset
-from srnn.music import dataset
-from srnn.train import lr_at, train
+from srnn.datasets.batching import Batch
+from srnn.datasets.music import dataset
+from srnn.models.baselines import build_model
+from srnn.training.checkpoint import load_checkpoint
+from srnn.training.schedule import lr_at
+from srnn.training.train import train
 
 # preset: the settings the original code ran with (FACTS.md section 2; Blizzard has no code:
 # the supplementary's lr, batch and KL increment, TIMIT's clipping and decay)

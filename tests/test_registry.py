@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from srnn import registry
-from srnn.registry import DataError, DataFile, fetch
+from srnn.datasets import registry
+from srnn.datasets.registry import DataError, DataFile, fetch
 
 PAYLOAD = bytes(range(256)) * 40
 

@@ -14,13 +14,14 @@ import torch
 from test_train import toy_run
 
 from srnn import experiment, results, runner
-from srnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from srnn.config import ConfigError, ConfigTypeError, preset
 from srnn.errors import UserError, command_line
 from srnn.experiment import default_run_id, run_experiment
 from srnn.files import FileFormatError, read_json, write_atomic
-from srnn.results import RecordError, load_run, load_runs, write_run
-from srnn.train import DeviceError, implausible, resolve_device, train
+from srnn.records.store import RecordError, load_run, load_runs, write_run
+from srnn.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from srnn.training.devices import DeviceError, resolve_device
+from srnn.training.train import implausible, train
 
 
 def toy_data(fingerprint="corpus A", name="toy"):
@@ -315,7 +316,7 @@ def test_dataclass_configs_round_trip_only_valid_values():
 
 
 def test_a_page_says_when_a_record_is_not_the_papers_settings():
-    from srnn.pages import run_summary
+    from srnn.book.pages import run_summary
     base = {"id": "timit-smooth-resq", "profile": "paper", "epochs": 3, "hardware": {"device": "cpu: x86_64"},
             "wall_time_s": 60.0, "best_epoch": 3, "still_improving": True, "command": "python -m srnn.experiment"}
     assert "Not the paper's settings** (preset 'tiny')" in run_summary({**base, "config": preset("tiny").to_dict()})
@@ -324,7 +325,7 @@ def test_a_page_says_when_a_record_is_not_the_papers_settings():
 
 
 def test_a_multi_line_message_is_printed_as_one_line(capsys):
-    from srnn.registry import DataError
+    from srnn.datasets.registry import DataError
 
     @command_line
     def offline(argv):
@@ -337,7 +338,7 @@ def test_a_multi_line_message_is_printed_as_one_line(capsys):
 
 
 def test_a_download_says_where_it_waits(tmp_path, monkeypatch, capsys):
-    from srnn import registry
+    from srnn.datasets import registry
     monkeypatch.setattr(registry, "_download", lambda url, entry, path, timeout: "download failed (timed out)")
     with pytest.raises(registry.DataError):
         registry.fetch("nottingham_raw_batchsize16_seqlen100.npz", cache=tmp_path)

@@ -1,11 +1,12 @@
 """The page helpers that turn records into the book's tables and lines: the training page's
 test bounds, the Results page's count of missing numbers and provenance, the epsilon-regime
 runs of the first-protocol page, empty tables, and the model sizes."""
-from srnn import report
+from srnn.book.plots import markdown_table
 from srnn.config import preset
-from srnn.plots import markdown_table
-from srnn.results import PAPER_MUSIC, PAPER_SPEECH, run_name
-from srnn.tables import first_protocol
+from srnn.records import report
+from srnn.records.paper import PAPER_MUSIC, PAPER_SPEECH
+from srnn.records.store import run_name
+from srnn.records.tables import first_protocol
 
 
 def music(run_id, elbo, legacy=False, history=(), **test):
@@ -49,18 +50,18 @@ def test_missing_numbers_count_every_cell_without_a_record():
 def test_provenance_names_device_commit_resumes_and_command():
     r = {**music("jsb-npz-smooth-resq", -4.8), "starts": [{}, {}, {}]}
     r["code"]["dirty"] = True
-    (line,) = report.provenance([r])
+    (line,) = report.run_provenance_lines([r])
     assert line == ("- `jsb-npz-smooth-resq`: 60 epochs on cpu: x86_64, 2.00 h, code `aaaaaaaaaa` (dirty), "
                     "resumed 2 time(s): `python -m srnn.experiment music --name jsb-npz-smooth-resq`")
-    assert "resumed" not in report.provenance([music("x", -4.8)])[0]
+    assert "resumed" not in report.run_provenance_lines([music("x", -4.8)])[0]
 
 
 def test_the_epsilon_regime_keeps_runs_with_diagnostics_only():
     diag = [{"epoch": 1, "adam_eps_share": 0.4, "grad_norm": 3.0},
             {"epoch": 2, "adam_eps_share": 0.5, "grad_norm": 1.5}]
     runs = [music("jsb-npz-smooth-resq", -4.8, history=diag),
-            music(run_name("jsb", "npz", "smooth+Resq", "seed126-legacy"), -4.9, legacy=True, history=diag),
-            music(run_name("jsb", "npz", "smooth+Resq", "original-code-legacy"), -5.0, legacy=True,
+            music(run_name("music", "jsb", "npz", "smooth+Resq", "seed126-legacy"), -4.9, legacy=True, history=diag),
+            music(run_name("music", "jsb", "npz", "smooth+Resq", "original-code-legacy"), -5.0, legacy=True,
                   history=[{"epoch": 1}])]                                    # no diagnostics recorded
     diagnosed = report.epsilon_regime(runs)
     assert list(diagnosed) == ["original protocol, paper settings", "first protocol, seed 126"]
@@ -77,8 +78,8 @@ def test_an_empty_table_says_so_in_one_row():
 
 
 def test_model_sizes_count_the_weights_without_drawing_them():
-    from srnn.model import SRNN
-    from srnn.sizes import parameter_count, sizes_table
+    from srnn.models.model import SRNN
+    from srnn.models.sizes import parameter_count, sizes_table
 
     tiny = preset("tiny")
     assert parameter_count(tiny) == sum(p.numel() for p in SRNN(tiny).parameters())
@@ -99,7 +100,7 @@ def benchmark(name, threads, music_ms, preload=None, error=3e-7, device="cpu: x8
 
 
 def test_the_performance_page_sets_each_path_against_the_package():
-    from srnn import performance
+    from srnn.book import performance
     plain = benchmark("cpu-1thread", 1, {"package": 500.0, "reference": 1150.0, "oneDNN": 450.0, "compiled": 550.0})
     fast = benchmark("cpu-1thread-mkl", 1, {"package": 300.0, "oneDNN": 320.0}, preload="/x/libmkl_intel_path.so")
     headers, rows = performance.updates_table([plain, fast])

@@ -9,8 +9,10 @@ import torch
 
 from srnn.config import preset
 from srnn.experiment import VARIANTS
-from srnn.results import PAPER_MUSIC, ProvenanceError, code_version, hardware, load_run, load_runs, run_name, write_run
-from srnn.tables import (
+from srnn.records.paper import PAPER_MUSIC
+from srnn.records.provenance import ProvenanceError, code_version, hardware
+from srnn.records.store import load_run, load_runs, run_name, write_run
+from srnn.records.tables import (
     baseline,
     chosen,
     first_protocol,
@@ -39,7 +41,8 @@ def record(run_id, dataset, elbo, domain="music", form="npz", variant="smooth+Re
 
 
 def music_run(folder, suffix, elbo, dataset="jsb", legacy=False, **fields):
-    run_id = run_name(dataset, "npz", "smooth+Resq", "-".join(filter(None, [suffix, "legacy" if legacy else ""])))
+    run_id = run_name("music", dataset, "npz", "smooth+Resq",
+                      "-".join(filter(None, [suffix, "legacy" if legacy else ""])))
     write_run(folder / "music" / run_id, record(run_id, dataset, elbo, legacy=legacy, **fields), [{"epoch": 1}])
 
 
@@ -49,7 +52,7 @@ def test_table_2_shows_each_main_run_next_to_the_first_protocols_and_marks_missi
     music_run(tmp_path, "", -4.9, legacy=True, device="cuda: NVIDIA H100")
     music_run(tmp_path, "cpu", -5.0, legacy=True)
     music_run(tmp_path, "", -3.0, dataset="nottingham", lr_decay_start=20)   # a departure: not the main run
-    speech = run_name("timit", "", "smooth")
+    speech = run_name("speech", "timit", variant="smooth")
     write_run(tmp_path / "speech" / speech, record(speech, "timit", 1000.0, "speech", "", "smooth"), [])
     runs = load_runs(tmp_path)
     assert len(runs) == 6 and runs[0]["history"] == [{"epoch": 1}]
@@ -63,7 +66,7 @@ def test_table_2_shows_each_main_run_next_to_the_first_protocols_and_marks_missi
     speech_rows = {r["model"]: r for r in speech_table(runs)}
     assert speech_rows["SRNN (smooth)"]["timit ours"] == 40000.0
     assert speech_rows["SRNN (smooth+Resq)"]["timit ours"] is None
-    tiny = run_name("timit", "", "smooth+Resq")                          # not the paper's preset: not Table 1
+    tiny = run_name("speech", "timit", variant="smooth+Resq")            # not the paper's preset: not Table 1
     write_run(tmp_path / "speech" / tiny, {**record(tiny, "timit", 9.0, "speech", "", "smooth+Resq"),
                                            "config": preset("tiny").to_dict()}, [])
     assert speech_table(load_runs(tmp_path))[0]["timit ours"] is None
@@ -97,7 +100,7 @@ def test_seed_spread_gathers_the_paper_settings_by_device(tmp_path):
     assert spread["device"] == "cpu" and spread["elbo"] == {123: -5.0, 124: -4.8, 125: -5.0}
     assert spread["mean"] == pytest.approx(-14.8 / 3) and (spread["best"], spread["worst"]) == (-4.8, -5.0)
     assert seed_spread(runs, "nottingham") == []
-    assert [r["id"] for r in runs if paper_settings(r)] == [run_name("jsb", "npz", "smooth+Resq", s)
+    assert [r["id"] for r in runs if paper_settings(r)] == [run_name("music", "jsb", "npz", "smooth+Resq", s)
                                                             for s in ("", "cpu", "seed124", "seed125",
                                                                       "seed126-legacy")]
 
@@ -114,7 +117,7 @@ def test_a_change_is_measured_against_the_same_seed_protocol_and_kind_of_device(
             r["id"].split("-")[-1]: r for r in load_runs(tmp_path)}
     every = list(runs.values())
     assert baseline(every, runs["eps"])["id"].endswith("-cpu")
-    assert baseline(every, runs["gpu"])["id"] == run_name("jsb", "npz", "smooth+Resq")
+    assert baseline(every, runs["gpu"])["id"] == run_name("music", "jsb", "npz", "smooth+Resq")
     assert baseline(every, runs["seed7"]) is None
     assert baseline(every, runs["old"])["id"] == "jsb-npz-smooth-resq-old-legacy"
 
@@ -234,7 +237,7 @@ def test_every_start_of_a_run_is_logged_with_its_code(tmp_path):
 
 
 def test_the_results_page_tables_say_no_run_yet_and_where_we_fall_short(tmp_path):
-    from srnn import report
+    from srnn.records import report
     music_run(tmp_path, "", -4.8, valid=-4.7)
     music_run(tmp_path, "batch4", -4.6, valid=-4.6, batch_size=4)
     music_run(tmp_path, "", -8.3, dataset="piano", valid=-7.6)
@@ -258,7 +261,7 @@ def test_seeds_of_a_setting_are_found_across_config_fields_added_between_them(tm
 
 
 def test_results_readme_shows_where_we_stand_as_the_records_say():
-    from srnn.report import where_we_stand
+    from srnn.records.report import where_we_stand
     from srnn.results import README, STAND, readme_with
     text = README.read_text()
     summary = where_we_stand(load_runs(README.parent))
@@ -267,7 +270,7 @@ def test_results_readme_shows_where_we_stand_as_the_records_say():
 
 
 def test_a_baseline_with_its_preset_has_the_papers_settings():
-    from srnn.tables import departures
+    from srnn.records.tables import departures
     vrnn = {"config": preset("vrnn_music").to_dict()}
     assert departures(vrnn) == [] and paper_settings(vrnn)
     assert departures({"config": preset("vrnn_music", vrnn_prior="standard").to_dict()}) == []
@@ -276,37 +279,37 @@ def test_a_baseline_with_its_preset_has_the_papers_settings():
 
 
 def test_the_baselines_page_tests_each_claim_and_the_permutation(tmp_path):
-    from srnn import report
+    from srnn.records import model_comparison, report
 
     def speech(variant, elbo, kl=1.0):
         return {"id": f"sample-{variant}", "epochs": 40, "best_epoch": 38,
                 "test": {"elbo_per_seq": elbo, "elbo_per_step": elbo / 40, "kl_per_step": kl}}
     plain = {"smooth+Resq": speech("smooth+Resq", 3600.0), "filt+Resq": speech("filt+Resq", 3500.0),
              "VRNN": speech("VRNN", 3400.0), "RNN": speech("RNN", -200.0)}
-    lines = report.claims(plain)
+    lines = model_comparison.claims(plain)
     assert any("smoothing posterior beats filtering (with Resq): **holds** here, 3,600.0" in x for x in lines)
     assert any("(without Resq): not tested yet (no run of smooth)" in x for x in lines)
     assert any("SRNN) beats feeding z back (VRNN): **holds**" in x and "+200.0" in x for x in lines)
     permuted = {"smooth+Resq": speech("smooth+Resq", 3000.0), "VRNN": speech("VRNN", 3100.0),
                 "RNN": speech("RNN", -400.0)}
-    headers, rows = report.permutation_table(plain, permuted)
+    headers, rows = model_comparison.permutation_table(plain, permuted)
     assert rows[0] == ("SRNN, smoothing + Resq", "3,600.0", 1, "3,000.0", 2, "-600.0")
     assert [r[0] for r in rows] == ["SRNN, smoothing + Resq", "VRNN", "RNN"]      # the models run on both
-    assert report.model_table(plain)[1][3][1:3] == ("-200.0", "-")
-    music_headers, music_rows = report.baselines_music([])
+    assert model_comparison.model_table(plain)[1][3][1:3] == ("-200.0", "-")
+    music_headers, music_rows = model_comparison.baselines_music([])
     assert music_rows[0] == ("JSB Chorales", "-4.74", *[report.NO_RUN] * 4)
     music = {"smooth+Resq": {"test": {"elbo_per_step_seq": -5.004}}, "VRNN": {"test": {"elbo_per_step_seq": -4.958}}}
-    lines = report.music_claims(music)
+    lines = model_comparison.music_claims(music)
     assert len(lines) == 4 and any("beats feeding z back (VRNN): **does not hold** here, -5.004" in x
                                    and "-0.046 nats per step" in x for x in lines)
     vrnn = {"id": "jsb-npz-vrnn", "epochs": 62, "best_epoch": 52,
             "test": {"elbo_per_step_seq": -4.958, "iwae_per_step_seq": -4.811, "iwae_samples": 100, "kl_per_step": 1.5}}
-    assert report.music_model_table({"VRNN": vrnn})[1] == [
+    assert model_comparison.music_model_table({"VRNN": vrnn})[1] == [
         ("VRNN", "-4.958", "-4.811 (K=100)", "1.500", "62 (52)", "`jsb-npz-vrnn`")]
 
 
 def test_table_1_sets_the_quoted_baselines_beside_ours():
-    from srnn import report
+    from srnn.records import report
     runs = [{**record("timit-vrnn", "timit", 30000.0 / 40, "speech", "", "smooth+Resq"), "variant": "VRNN",
              "config": preset("vrnn_timit").to_dict()}]
     rows = {r[0]: r for r in report.table_1(runs)[1]}

@@ -1,4 +1,5 @@
-"""srnn.speech: corpora, preparation on disk, and the prepared data set (supplementary 1.1)."""
+"""srnn.datasets.speech and the srnn.speech command: corpora, preparation on disk, and the
+prepared data set (supplementary 1.1)."""
 import hashlib
 import json
 
@@ -7,22 +8,22 @@ import pytest
 import soundfile as sf
 import torch
 
-import srnn.speech_prepare as speech_prepare
-from srnn.audio import AudioError
-from srnn.batching import ChunkBatches
+import srnn.datasets.speech_prepare as speech_prepare
 from srnn.config import preset
-from srnn.evaluate import evaluate
-from srnn.model import SRNN
-from srnn.speech import (
+from srnn.datasets.audio import AudioError
+from srnn.datasets.batching import ChunkBatches
+from srnn.datasets.speech import (
     PreparationError,
     load_prepared,
-    main,
     prepare_blizzard,
     prepare_folder,
     prepare_sample,
     prepare_timit,
 )
-from srnn.speech_corpora import SAMPLE_DIR, CorpusError, timit
+from srnn.datasets.speech_corpora import SAMPLE_DIR, CorpusError, timit
+from srnn.models.model import SRNN
+from srnn.speech import main
+from srnn.training.evaluate import evaluate
 
 RNG = np.random.default_rng(0)
 TIMIT_SPEAKERS = {"TRAIN/DR1": ["FCJF0", "MDAB0"], "TRAIN/DR2": ["FAEM0", "MARC0"],

@@ -1,4 +1,4 @@
-"""srnn.speech under misuse: changed sources, other paths to one corpus, damaged prepared
+"""Speech preparation under misuse: changed sources, other paths to one corpus, damaged prepared
 files, two preparations at once, failed preparations, files the mono mix silences, and
 the command line's one-line errors."""
 import os
@@ -12,10 +12,11 @@ import pytest
 import soundfile as sf
 from test_speech import make_long_folder, make_timit, manifest, speech_like
 
-import srnn.speech_prepare as speech_prepare
-from srnn.audio import AudioError
+import srnn.datasets.speech_prepare as speech_prepare
+from srnn.datasets.audio import AudioError
+from srnn.datasets.speech import PreparationError, load_prepared, prepare_blizzard, prepare_folder, prepare_timit
 from srnn.errors import UserError, describe
-from srnn.speech import PreparationError, load_prepared, main, prepare_blizzard, prepare_folder, prepare_timit
+from srnn.speech import main
 
 quiet = pytest.mark.filterwarnings("ignore::UserWarning")     # warnings are tested on their own below
 

@@ -6,23 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from srnn.baselines import build_model
-from srnn.batching import Batch, ChunkBatches, sequence_batches, shifted_input
-from srnn.checkpoint import CheckpointError, load_checkpoint, load_model
 from srnn.config import ConfigError, preset
-from srnn.evaluate import PerGroup, evaluate
-from srnn.model import SRNN, Output
-from srnn.precision import tf32
-from srnn.train import (
-    DeviceError,
-    NonFiniteLossError,
-    adam_eps_share,
-    beta_at,
-    keep_training,
-    lr_at,
-    set_adam_eps,
-    train,
-)
+from srnn.datasets.batching import Batch, ChunkBatches, sequence_batches, shifted_input
+from srnn.models.baselines import build_model
+from srnn.models.model import SRNN, Output
+from srnn.training.checkpoint import CheckpointError, load_checkpoint, load_model
+from srnn.training.devices import DeviceError
+from srnn.training.evaluate import PerGroup, evaluate
+from srnn.training.precision import tf32
+from srnn.training.schedule import adam_eps_share, beta_at, keep_training, lr_at, set_adam_eps
+from srnn.training.tally import NonFiniteLossError
+from srnn.training.train import train
 
 
 def toy_chunks(n=16, T=30, dim=8, seed=0):

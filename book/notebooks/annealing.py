@@ -44,9 +44,9 @@ import numpy as np
 from IPython.display import Markdown, display
 from myst_nb import glue
 
+from srnn.book.pages import run_groups
+from srnn.book.plots import kl_per_dimension, markdown_table, validation_curves
 from srnn.config import Config, preset
-from srnn.pages import run_groups
-from srnn.plots import kl_per_dimension, markdown_table, validation_curves
 
 
 def describe(cfg):

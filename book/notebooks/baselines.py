@@ -19,7 +19,7 @@
 #
 # This page runs the three side by side under one protocol: the same optimizer, KL
 # schedule, early stopping and test, the same GRU cell, output distributions and floors,
-# and parameter counts within 0.3% of SRNN's (`srnn.baselines`, tested against a
+# and parameter counts within 0.3% of SRNN's (`srnn.models.baselines`, tested against a
 # step-by-step reference). It tests the paper's claims one by one, then the later critique
 # of {cite:t}`dai2019`: with a fully factorized output, a latent model can use the
 # correlation between the 200 samples *within* a frame, which an RNN with the same output
@@ -42,10 +42,10 @@ iwae_samples = 100
 # %%
 from IPython.display import Audio, Markdown, display
 
-from srnn import report
-from srnn.pages import COMMITTED, committed_models, train_run
-from srnn.plots import markdown_table, piano_rolls, validation_by_group
-from srnn.results import load_runs
+from srnn.book.pages import COMMITTED, committed_models, train_run
+from srnn.book.plots import markdown_table, piano_rolls, validation_by_group
+from srnn.records import model_comparison
+from srnn.records.store import load_runs
 
 committed, notes = committed_models({"sample": models, "sample-perm": permuted_models}, domain="speech", page=page,
                                    results_dir=results_dir)
@@ -66,7 +66,7 @@ fresh = {dataset: {m: train_run("speech", dataset, preset_name=preset_name, over
 
 # %% tags=["remove-input"]
 sample = committed["sample"]
-markdown_table(*report.model_table(sample), caption="SRNN's four inference networks, VRNN, VRNN-I, the RNN and the "
+markdown_table(*model_comparison.model_table(sample), caption="SRNN's four inference networks, VRNN, VRNN-I, the RNN and the "
                "GMM baselines on the speech sample: test bounds per 0.5 s sequence and per step, KL per step.",
                name="tab-baselines-sample")
 
@@ -81,7 +81,7 @@ if sample:
 # higher. One seed each: a few nats per sequence is within what another seed could change.
 
 # %% tags=["remove-input"]
-display(Markdown("\n".join(report.claims(sample))))
+display(Markdown("\n".join(model_comparison.claims(sample))))
 
 # %% [markdown]
 # ## Permuting the samples within every frame
@@ -93,7 +93,7 @@ display(Markdown("\n".join(report.claims(sample))))
 # advantage is not about waveform shape.
 
 # %% tags=["remove-input"]
-markdown_table(*report.permutation_table(sample, committed["sample-perm"]), caption="Test bounds per 0.5 s "
+markdown_table(*model_comparison.permutation_table(sample, committed["sample-perm"]), caption="Test bounds per 0.5 s "
                "sequence on the speech sample and on the same sample permuted within every frame, with each model's "
                "rank.", name="tab-baselines-permuted")
 
@@ -103,7 +103,7 @@ markdown_table(*report.permutation_table(sample, committed["sample-perm"]), capt
 # Two seconds sampled from each model's prior, where its run wrote samples.
 
 # %% tags=["remove-input"]
-for label, wav in report.first_samples(sample):
+for label, wav in model_comparison.first_samples(sample):
     display(Markdown(f"**{label}**"), Audio(filename=wav))
 
 # %% [markdown]
@@ -116,27 +116,27 @@ for label, wav in report.first_samples(sample):
 
 # %% tags=["remove-input"]
 music_runs = load_runs(COMMITTED)
-display(markdown_table(*report.baselines_music(music_runs), name="tab-baselines-music",
+display(markdown_table(*model_comparison.baselines_music(music_runs), name="tab-baselines-music",
                        caption="Test ELBO per step (mean over pieces) of each model's main run on the four music sets."))
-music = report.music_model_runs(music_runs)
+music = model_comparison.music_model_runs(music_runs)
 for title, records in music.items():
-    display(markdown_table(*report.music_model_table(records), name=f"tab-baselines-{title.split()[0].lower()}",
+    display(markdown_table(*model_comparison.music_model_table(records), name=f"tab-baselines-{title.split()[0].lower()}",
                            caption=f"{title}: each model's test bounds per step (mean over pieces) and KL per step."),
-            Markdown(f"**{title}**, the paper's claims:\n\n" + "\n".join(report.music_claims(records))))
+            Markdown(f"**{title}**, the paper's claims:\n\n" + "\n".join(model_comparison.music_claims(records))))
 
 # %% mystnb={"figure": {"caption": "Validation ELBO per step of SRNN's main run and of the baselines on each music set that has baseline runs, by epoch from the 10th."}}
 if music:
-    display(validation_by_group({title: report.labelled(r) for title, r in music.items()}, "elbo_per_step",
+    display(validation_by_group({title: model_comparison.labelled(r) for title, r in music.items()}, "elbo_per_step",
                                 "validation bound", first_epoch=10))
 
 # %% mystnb={"figure": {"caption": "The first piano roll sampled from each model trained on each music set."}}
 for title, records in music.items():
-    if rolls := report.first_rolls(records):
+    if rolls := model_comparison.first_rolls(records):
         display(piano_rolls(list(rolls.values()), [f"{title}: {model}" for model in rolls]))
 
 # %% tags=["remove-input"]
 for title, records in list(music.items())[:1]:
-    for label, wav in report.first_samples(records):
+    for label, wav in model_comparison.first_samples(records):
         display(Markdown(f"**{title}, {label}**"), Audio(filename=wav))
 
 # %% [markdown]
@@ -146,5 +146,5 @@ for title, records in list(music.items())[:1]:
 
 # %% tags=["remove-input"]
 for dataset, records in fresh.items():
-    display(markdown_table(*report.model_table(records), name=f"tab-baselines-batch-{dataset}",
+    display(markdown_table(*model_comparison.model_table(records), name=f"tab-baselines-batch-{dataset}",
                            caption=f"This batch's runs on {dataset} (profile {profile})."))

@@ -17,7 +17,7 @@
 #
 # Two preprocessings of these sets are in circulation and this page shows why their
 # numbers cannot be compared. The repository ships JSB Chorales in both; the other three
-# sets are downloaded on first use and checked against their sha256 (`srnn.registry`).
+# sets are downloaded on first use and checked against their sha256 (`srnn.datasets.registry`).
 
 # %% tags=["parameters"]
 profile = "smoke"
@@ -30,10 +30,10 @@ import numpy as np
 from IPython.display import Audio, display
 from myst_nb import glue
 
-from srnn import midi, music
-from srnn.plots import markdown_table, piano_rolls
-from srnn.registry import FINGERPRINTS
-from srnn.results import MUSIC_NAMES
+from srnn.book.plots import markdown_table, piano_rolls
+from srnn.datasets import midi, music
+from srnn.datasets.registry import FINGERPRINTS
+from srnn.records.paper import MUSIC_NAMES
 
 # %% [markdown]
 # ## The four data sets
@@ -42,7 +42,7 @@ from srnn.results import MUSIC_NAMES
 # same rolls as MATLAB files). The *npz* form is the SRNN authors' own arrays, on which
 # Table 2 was computed: training and validation data are long streams cut into 100-step
 # rows (16 rows side by side), test data are whole pieces with a mask. The table counts
-# what each file holds, from the content fingerprints that `srnn.music` verifies every
+# what each file holds, from the content fingerprints that `srnn.datasets.music` verifies every
 # time it loads a file.
 
 # %% tags=["remove-input"]
@@ -69,7 +69,7 @@ piano_rolls([classic[piece], npz[piece]],
             [f"classic, test piece {piece} ({len(classic[piece])} steps)", f"npz, test piece {piece} ({len(npz[piece])} steps)"])
 
 # %% [markdown]
-# Listen to the classic piece, rendered by `srnn.midi.synthesize` (a few harmonics per
+# Listen to the classic piece, rendered by `srnn.datasets.midi.synthesize` (a few harmonics per
 # held note; the piano roll cannot tell a held note from a repeated one):
 
 # %%

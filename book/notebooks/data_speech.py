@@ -29,8 +29,8 @@ import numpy as np
 from IPython.display import Audio, display
 from myst_nb import glue
 
-from srnn import speech
-from srnn.plots import markdown_table, waveforms
+from srnn.book.plots import markdown_table, waveforms
+from srnn.datasets import speech
 
 prepared = speech.prepare_sample(Path(runs_dir) / "data")
 data = speech.load_prepared(prepared, batch_size=16)
@@ -66,7 +66,7 @@ markdown_table(["split", "recordings", "seconds", "frames of 200 samples", "2 s 
 # frame, which a deterministic RNN with the same factorized output cannot, and that with
 # an autoregressive output inside the frame plain RNNs match or beat the latent models.
 # One of their checks shuffles the samples inside every frame with one fixed permutation
-# (`permute_seed` of `srnn.speech.prepare`).
+# (`permute_seed` of `srnn.datasets.speech_prepare.prepare`).
 
 # %%
 pcm = np.memmap(prepared / manifest["splits"]["train"]["file"], dtype=np.int16, mode="r")
@@ -99,7 +99,7 @@ display(Audio(rebuilt, rate=rate))
 # Training cuts the audio into 2 s chunks of 160 frames. Backpropagation runs over 0.5 s
 # windows of 40 frames: the state starts at zero for the first window of a chunk and is
 # carried into the next three, so each chunk gives four updates
-# (`srnn.batching.ChunkBatches`). The figure marks the windows of one chunk.
+# (`srnn.datasets.batching.ChunkBatches`). The figure marks the windows of one chunk.
 
 # %% mystnb={"figure": {"caption": "One 2 s training chunk; the gray lines split it into the four 0.5 s windows of truncated backpropagation.", "name": "fig-speech-windows"}}
 windows = [b.to("cpu").x[0].numpy() for b in islice(data.train.batches(0), data.train.windows_per_chunk)]

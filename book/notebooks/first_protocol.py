@@ -29,14 +29,15 @@ results_root = "results"   # the committed records
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from srnn import report, results
+from srnn.book.plots import markdown_table, optimizer_regime
 from srnn.config import preset
-from srnn.plots import markdown_table, optimizer_regime
-from srnn.sizes import parameter_count
-from srnn.tables import protocol
-from srnn.train import lr_at
+from srnn.models.sizes import parameter_count
+from srnn.records import report
+from srnn.records.store import load_runs
+from srnn.records.tables import protocol
+from srnn.training.schedule import lr_at
 
-runs = results.load_runs(results_root, profile="paper")
+runs = load_runs(results_root, profile="paper")
 print(f"{sum(protocol(r) == 'first' for r in runs)} committed run(s) of the first protocol under {results_root}/")
 
 # %% [markdown]

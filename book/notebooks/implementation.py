@@ -31,9 +31,9 @@ batch_size = 3
 import torch
 from myst_nb import glue
 
-from srnn.batching import shifted_input
 from srnn.config import preset
-from srnn.model import SRNN
+from srnn.datasets.batching import shifted_input
+from srnn.models.model import SRNN
 
 torch.manual_seed(0)
 cfg = preset(preset_name, output="bernoulli")
@@ -60,8 +60,8 @@ print("terms at padded steps are zero:", bool((out.ll[-1, steps // 2:] == 0).all
 # table counts the parameters of the smoothing + Resq model for each.
 
 # %% tags=["remove-input"]
-from srnn.plots import markdown_table
-from srnn.sizes import sizes_table
+from srnn.book.plots import markdown_table
+from srnn.models.sizes import sizes_table
 
 headers, rows, counts = sizes_table()
 for name, count in counts.items():
@@ -93,11 +93,11 @@ markdown_table(headers, rows, caption="Model sizes of the paper's settings (smoo
 #   is only an input. Scoring 40-frame windows that carry the state is a different
 #   estimator (`test_pass="windows"`), not comparable with Table 1.
 #
-# ```{literalinclude} ../../srnn/model.py
+# ```{literalinclude} ../../srnn/models/model.py
 # :pyobject: SRNN.reset_parameters
 # ```
 #
-# ```{literalinclude} ../../srnn/model.py
+# ```{literalinclude} ../../srnn/models/model.py
 # :pyobject: initialize
 # ```
 #
@@ -118,10 +118,10 @@ markdown_table(headers, rows, caption="Model sizes of the paper's settings (smoo
 # ## How we know the code computes this model
 #
 # `tests/test_fidelity.py` checks the fast forward pass, on values and gradients, against
-# `srnn/reference.py`, a second implementation written from the equations that shares no
+# `srnn/testing/reference.py`, a second implementation written from the equations that shares no
 # code with the model. It pins the weight count of every preset, the table's among them,
 # against the original's graph, the initialization of every layer, the nonlinearity, the
 # variance floor, the likelihoods and the KL against closed forms, and a golden bound.
-# `tests/mutations.py` then breaks the model (and the VRNN and RNN baselines of
-# `srnn.baselines`, checked the same way by `tests/test_baselines.py`) in many small ways,
+# `scripts/mutations.py` then breaks the model (and the VRNN and RNN baselines of
+# `srnn.models.baselines`, checked the same way by `tests/test_baselines.py`) in many small ways,
 # one at a time, and checks that some test fails every time; `--list` names them all.

@@ -51,7 +51,7 @@ profile = "smoke"
 #
 # Every hidden layer uses a leaky rectifier with slope 1/3, clipped to $[-3, 3]$:
 #
-# ```{literalinclude} ../../srnn/model.py
+# ```{literalinclude} ../../srnn/models/model.py
 # :pyobject: act
 # ```
 #
@@ -59,11 +59,11 @@ profile = "smoke"
 # one for the log-variance, both reading a context ($d_t$ for the prior, $a_t$ for the
 # posterior) next to $z_{t-1}$, and a variance floor of $10^{-6}$ as in the authors' code.
 #
-# ```{literalinclude} ../../srnn/model.py
+# ```{literalinclude} ../../srnn/models/model.py
 # :pyobject: GaussianHead
 # ```
 #
-# ```{literalinclude} ../../srnn/model.py
+# ```{literalinclude} ../../srnn/models/model.py
 # :pyobject: Emission
 # ```
 
@@ -94,7 +94,7 @@ profile = "smoke"
 # so early in training, while the correction is near zero, the posterior starts at the
 # prior and the KL term is small. The constructor builds the parts named above:
 #
-# ```{literalinclude} ../../srnn/model.py
+# ```{literalinclude} ../../srnn/models/model.py
 # :pyobject: SRNN.__init__
 # ```
 
@@ -120,18 +120,18 @@ profile = "smoke"
 # that depends only on observed data over the whole window at once; the chain of
 # posterior samples is the one loop over time:
 #
-# ```{literalinclude} ../../srnn/model.py
+# ```{literalinclude} ../../srnn/models/model.py
 # :pyobject: SRNN.forward
 # ```
 #
-# ```{literalinclude} ../../srnn/model.py
+# ```{literalinclude} ../../srnn/models/model.py
 # :pyobject: gaussian_kl
 # ```
 #
 # Training minimizes the negative bound per observed step. The importance-weighted bound
-# of {cite:t}`burda2016iwae` with $K > 1$ posterior samples is tighter; `srnn.evaluate`
+# of {cite:t}`burda2016iwae` with $K > 1$ posterior samples is tighter; `srnn.training.evaluate`
 # reports it next to the ELBO.
 #
-# ```{literalinclude} ../../srnn/objective.py
+# ```{literalinclude} ../../srnn/models/objective.py
 # :pyobject: training_loss
 # ```

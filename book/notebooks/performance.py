@@ -29,8 +29,8 @@ results_root = "results"   # the committed records
 # %%
 from IPython.display import Markdown, display
 
-from srnn import performance
-from srnn.plots import markdown_table
+from srnn.book import performance
+from srnn.book.plots import markdown_table
 
 records = performance.load_benchmarks(results_root)
 gpu = [r for r in records if r["hardware"]["device"].startswith("cuda")]
@@ -106,7 +106,7 @@ markdown_table(*performance.product_table(records), empty="no record timed the p
 # one step later, so $\phi$ could run over $x$ and the window's first $u$ only. The records
 # made at commit 213e520 include it: against the earlier commit, the update is 5-10% faster.
 # But it changes the products' rounding, and then the committed runs no longer reproduce bit
-# for bit (`tests/records_hold.py`), so the package computes $\phi$ over both. We also tried
+# for bit (`scripts/records_hold.py`), so the package computes $\phi$ over both. We also tried
 # writing the GRU recurrence and the z-chain's backward pass by hand, with every weight's
 # gradient as one product over all steps. On our machine that made no difference worth the
 # code. The time is in the products themselves.

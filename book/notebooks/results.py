@@ -26,10 +26,11 @@ results_root = "results"   # the committed records
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from srnn import report, results, tables
-from srnn.plots import markdown_table
+from srnn.book.plots import markdown_table
+from srnn.records import model_comparison, report, tables
+from srnn.records.store import load_runs
 
-runs = results.load_runs(results_root, profile="paper")
+runs = load_runs(results_root, profile="paper")
 glue("committed_runs", len(runs), display=False)
 print(f"{len(runs)} committed run(s) of the paper profile under {results_root}/")
 
@@ -58,7 +59,7 @@ markdown_table(headers, rows, caption="Table 2: test log-likelihood bound per ti
 # plain RNN with SRNN's output). The Baselines page tests the paper's claims with them.
 
 # %% tags=["remove-input"]
-markdown_table(*report.baselines_music(runs), caption="Table 2 with our baselines: test ELBO per step (mean over "
+markdown_table(*model_comparison.baselines_music(runs), caption="Table 2 with our baselines: test ELBO per step (mean over "
                "pieces); the paper's SRNN number, and ours for SRNN and each baseline.", name="tab-results-music-baselines")
 
 # %% [markdown]
@@ -113,4 +114,4 @@ markdown_table(*report.table_1(runs), caption="Table 1: average test log-likelih
 # numbers.
 
 # %% tags=["remove-input"]
-Markdown("\n".join(report.provenance(runs)) or "No committed run yet.")
+Markdown("\n".join(report.run_provenance_lines(runs)) or "No committed run yet.")

@@ -30,16 +30,17 @@ import soundfile
 from IPython.display import Audio, Markdown, display
 from myst_nb import glue
 
-from srnn.pages import batch_record, committed_record, run_id
-from srnn.plots import piano_rolls, waveforms
-from srnn.tables import protocol
+from srnn.book.pages import batch_record, committed_record
+from srnn.book.plots import piano_rolls, waveforms
+from srnn.records.store import run_name
+from srnn.records.tables import protocol
 
 
 def runs_with_samples(domain, datasets):
     """(label, record) for every committed or freshly trained run that wrote samples."""
     found = []
     for dataset in datasets:
-        name = run_id(domain, dataset)
+        name = run_name(domain, dataset)
         for record in (committed_record(domain, name), batch_record(domain, name, results_dir)):
             if record is not None and record.get("samples"):
                 first = ", first protocol" if protocol(record) == "first" else ""
@@ -58,7 +59,7 @@ print(f"speech runs with samples: {[label for label, _ in speech]}")
 # ## Music
 #
 # Piano rolls sampled from the music models (time to the right, MIDI note up), and the
-# first one played by the simple synthesizer of `srnn.midi`. The samples start from a
+# first one played by the simple synthesizer of `srnn.datasets.midi`. The samples start from a
 # zero state and a silent first input, so the first steps show the model settling.
 
 # %% mystnb={"figure": {"caption": "Piano rolls sampled from SRNN trained on each music set."}}

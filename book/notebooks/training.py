@@ -43,15 +43,17 @@ import os
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from srnn import music, report
+from srnn.book.pages import batch_record, committed_record, missing_run, run_summary, train_run
+from srnn.book.plots import markdown_table, training_curves
 from srnn.config import preset
-from srnn.pages import batch_record, committed_record, missing_run, run_id, run_summary, train_run
-from srnn.plots import markdown_table, training_curves
+from srnn.datasets import music
+from srnn.records import report
+from srnn.records.store import run_name
 
 known = {"music": music.NAMES, "speech": ("sample", "timit", "blizzard")}
 if dataset not in known.get(domain, ()):
     raise ValueError(f"book/pages/{page}.yml: unknown {domain} data set {dataset!r}; choose one of {known.get(domain)}")
-name = run_id(domain, dataset, form)      # the smooth+Resq model of the paper's tables
+name = run_name(domain, dataset, form)      # the smooth+Resq model of the paper's tables
 print(f"{data_name}: run {name!r}, preset {preset_name!r}, profile {profile!r}, overrides {overrides}")
 
 

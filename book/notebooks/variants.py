@@ -35,11 +35,12 @@ iwae_samples = 100
 from IPython.display import Markdown, display
 from myst_nb import glue
 
+from srnn.book.pages import COMMITTED, FIRST_GROUP, run_groups
+from srnn.book.plots import markdown_table, validation_by_group
 from srnn.experiment import VARIANTS
-from srnn.pages import COMMITTED, FIRST_GROUP, run_groups
-from srnn.plots import markdown_table, validation_by_group
-from srnn.results import PAPER_SPEECH, load_runs
-from srnn.tables import seed_spread
+from srnn.records.paper import PAPER_SPEECH
+from srnn.records.store import load_runs
+from srnn.records.tables import seed_spread
 
 specs = [{"label": variant, "variant": variant, "overrides": overrides} for variant in VARIANTS]
 groups = {}      # data set -> {"committed" or this batch's profile -> {variant -> record}}

@@ -1,0 +1,117 @@
+"""The Performance page's tables, from the records ``benchmarks/update_time.py --record``
+writes to ``results/benchmarks/<name>.json``: each holds the update times measured side by
+side in one process, the code commit, the hardware with the engine of its products, the
+command and the wall time. A ratio below 1 is faster than the package's plain update.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..files import read_json
+
+PATHS = {"reference": "step-by-step reference", "oneDNN": "fp32 products on oneDNN",
+         "compiled": "compile=true", "DVAE": "DVAE's SRNN"}
+
+
+def load_benchmarks(root: str | Path = "results") -> list[dict]:
+    """Every benchmark record under ``root``/benchmarks, by file name."""
+    return [{**read_json(p), "name": p.stem} for p in sorted(Path(root).glob("benchmarks/*.json"))]
+
+
+def preload(record: dict) -> str | None:
+    """The library preloaded into the record's process, if any."""
+    return record["hardware"].get("products", {}).get("preload")
+
+
+def engine(record: dict) -> str:
+    """The engine of a record's CPU products: torch's BLAS, and a preloaded library if any."""
+    lib = preload(record)
+    return record["hardware"].get("products", {}).get("blas", "?") + (f", {Path(lib).name} preloaded" if lib else "")
+
+
+def machine(record: dict) -> str:
+    hw = record["hardware"]
+    return f"{hw['device']}" + (f" ({hw['cpu']})" if hw.get("cpu") and hw["device"].startswith("cpu") else "")
+
+
+def updates_table(records: list[dict]) -> tuple[list[str], list[tuple]]:
+    """One row per record and model shape: the package's update time and each other path's
+    time as a ratio to it (measured in the same process, turn about)."""
+    headers = ["machine", "threads", "products", "shape", "package", *PATHS.values(), "earlier commit", "record"]
+    rows = []
+    for r in records:
+        for shape, u in r["updates"].items():
+            ms = u["ms"]
+            ratio = {p: f"{ms[p] / ms['package']:.2f}x" for p in ms}
+            earlier = f"{ratio[r['against']]} ({r['against']})" if r.get("against") else "-"
+            rows.append((machine(r), r["hardware"]["torch_threads"], engine(r),
+                         f"{shape} (batch {u['batch']}, {u['steps']} steps, {u['params'] / 1e6:.1f} M weights)",
+                         f"{ms['package']:.0f} ms",
+                         *(ratio.get(p, "-") for p in PATHS), earlier, f"`{r['name']}`"))
+    return headers, rows
+
+
+def preload_pairs(records: list[dict]):
+    """(plain record, preloaded record, shape, plain ms, preloaded ms) for every pair of records
+    of one machine, thread count and commit, with and without a preloaded library."""
+    same = lambda r: (machine(r), r["hardware"]["torch_threads"], r["code"]["commit"])
+    for pre in filter(preload, records):
+        for plain in (r for r in records if not preload(r) and same(r) == same(pre)):
+            for shape in sorted(pre["updates"].keys() & plain["updates"].keys()):
+                ms = [r["updates"][shape]["ms"]["package"] for r in (plain, pre)]
+                yield plain, pre, shape, *ms
+
+
+def preload_table(records: list[dict]) -> tuple[list[str], list[tuple]]:
+    """The package's update with a preloaded library against the same machine, threads and
+    commit without one: two processes, one after the other (a preload acts from the start)."""
+    headers = ["machine", "threads", "shape", "plain", "preloaded", "ratio", "records"]
+    return headers, [(machine(pre), pre["hardware"]["torch_threads"], shape, f"{a:.0f} ms", f"{b:.0f} ms",
+                      f"{b / a:.2f}x", f"`{plain['name']}`, `{pre['name']}`")
+                     for plain, pre, shape, a, b in preload_pairs(records)]
+
+
+def product_table(records: list[dict]) -> tuple[list[str], list[tuple]]:
+    """One fp32 product of a music update's largest shape, by each engine: GFLOP/s and the
+    largest error against float64 (fp32 rounding is about 1e-7; bf16 would be about 1e-3)."""
+    headers = ["machine", "threads", "products", "product", "engine", "GFLOP/s", "largest relative error", "record"]
+    rows = []
+    for r in (r for r in records if r.get("product")):
+        p = r["product"]
+        for name, gflops in p["gflops"].items():
+            rows.append((machine(r), r["hardware"]["torch_threads"], engine(r),
+                         "{}x{} by {}x{}".format(p["shape"][0], p["shape"][1], p["shape"][1], p["shape"][2]),
+                         "torch's BLAS" if name == "BLAS" else name, f"{gflops:.0f}",
+                         f"{p['max_relative_error'][name]:.1e}", f"`{r['name']}`"))
+    return headers, rows
+
+
+def goal_lines(records: list[dict]) -> list[str]:
+    """Issue 12's goal for the CPU, per record and shape that timed the DVAE project's SRNN
+    (``--dvae``): its update against the package's in the same process, with each one's
+    floating-point operations, and the fastest path of the package at fp32 accuracy (plain,
+    compile=true, or oneDNN where its product's error stays at fp32 rounding)."""
+    lines = []
+    for r in records:
+        onednn_error = (r.get("product") or {}).get("max_relative_error", {}).get("oneDNN", 1)
+        fp32 = ["compiled"] + ["oneDNN"] * (onednn_error < 1e-5)      # bf16 products are not fp32
+        for shape, u in r["updates"].items():
+            ms = u["ms"]
+            if "DVAE" not in ms:
+                continue
+            goal = ms["DVAE"] / ms["package"]
+            best, how = min([(1.0, "the plain update")] + [(ms[p] / ms["package"], PATHS[p]) for p in fp32 if p in ms])
+            work = u.get("gflop", {})
+            flops = f" (DVAE {work['DVAE']:.1f} GFLOP an update, the package {work['package']:.1f})" if work else ""
+            verdict = "reached" if best <= goal else f"not reached: {best / goal:.2f}x of DVAE's time"
+            lines.append(f"- {shape}, `{r['name']}` ({r['hardware']['torch_threads']} thread(s), {engine(r)}): "
+                         f"DVAE takes {goal:.2f}x of the package's plain update{flops}; the package's fastest "
+                         f"at fp32, {how}, takes {best:.2f}x: {verdict}")
+    return lines
+
+
+def provenance_lines(records: list[dict]) -> list[str]:
+    """Where and when each record was measured, and with which command."""
+    return [f"- `{r['name']}`: {machine(r)}, {r['hardware']['torch_threads']} thread(s), torch "
+            f"{r['hardware']['torch']}, commit {r['code']['commit'][:10]}{' (dirty)' * bool(r['code'].get('dirty'))}, "
+            f"{r['started']}, {r['wall_time_s'] / 60:.1f} min: `{r['command']}`" for r in records]

@@ -1,0 +1,215 @@
+"""The comparisons that the book and ``python -m srnn.results`` show, computed from records.
+
+A run is classified by what its record says, never by its name alone:
+
+- its *protocol*: ``"original"`` (the original code's protocol, the defaults since issue 10)
+  or ``"first"`` (this project's first protocol: the runs committed before issue 10, whose
+  ids end in ``-legacy`` and whose record says so);
+- whether it has the *paper's settings*: its config is the preset of its domain (``music``,
+  ``timit``, ``blizzard``) with its variant's inference network, under its protocol,
+  whatever its seed and device;
+- its kind of device (``cpu`` or ``cuda``): one seed follows different paths on the two.
+
+A music set's *main run* has the paper's settings and seed. Its *chosen run* is the run of
+that set, protocol and variant whose best validation bound is highest among those with the
+paper's seed, whatever else they change; reruns of the chosen config with other seeds show
+how much of its test bound is the seed.
+"""
+from __future__ import annotations
+
+import statistics
+
+from ..config import BASELINE_PRESETS, Config, preset
+from .paper import MUSIC_NAMES, PAPER_MUSIC, PAPER_SPEECH, PAPER_SPEECH_BASELINES
+from .store import run_name
+
+# The paper's settings: SRNN's presets of Tables 1 and 2, and the baselines sized to match them.
+PAPER_PRESETS = ("music", "timit", "blizzard",
+                 *(name for name in BASELINE_PRESETS if not name.endswith("speech_small")))
+
+
+def protocol(record: dict) -> str:
+    """'first' for a run of this project's first protocol (its record says so), else 'original'."""
+    return "first" if str(record.get("protocol", "")).startswith("first") else "original"
+
+
+def first_protocol(name: str, **fields) -> Config:
+    """The preset ``name`` as the first protocol ran it: one full-rate epoch fewer, validation
+    carrying the state, stacked Glorot-normal heads, one filtering layer, windowed speech
+    test, no early stopping."""
+    base = preset(name, **fields)
+    return base.replace(lr_decay_start=base.lr_decay_start - 1, valid_state="carry", init="stacked",
+                        filter_layers=1, patience=0, test_pass="whole" if base.output == "bernoulli" else "windows")
+
+
+def paper_settings(record: dict) -> bool:
+    """Whether the run used the paper's settings under its protocol (whatever seed and device)."""
+    return not departures(record)
+
+
+def departures(record: dict) -> list[str]:
+    """The config fields in which a run departs from the paper's settings under its protocol
+    (``[]`` for a paper run; the preset's name alone for a preset that is not the paper's)."""
+    cfg = Config.from_dict(record["config"])
+    if cfg.name not in PAPER_PRESETS:
+        return [f"preset {cfg.name!r}"]
+    make = preset if protocol(record) == "original" else first_protocol
+    paper = make(cfg.name, **({"inference": cfg.inference, "resq": cfg.resq} if cfg.model == "srnn" else
+                              {"vrnn_prior": cfg.vrnn_prior} if cfg.model == "vrnn" else {})).to_dict()
+    return [f"{k}={v}" for k, v in cfg.to_dict().items() if k not in ("seed", "device") and paper[k] != v]
+
+
+def device_kind(record: dict) -> str:
+    """'cpu' or 'cuda'."""
+    return record["hardware"]["device"].split(":")[0]
+
+
+def _runs_of(runs, dataset, form="npz", variant="smooth+Resq", proto="original") -> list[dict]:
+    return [r for r in runs if r.get("domain") == "music" and protocol(r) == proto
+            and (r["dataset"], r["data_form"], r["variant"]) == (dataset, form, variant)]
+
+
+def paper_runs(runs, dataset, form="npz", variant="smooth+Resq", proto="original") -> list[dict]:
+    """The runs of one music set, form, variant and protocol with the paper's settings."""
+    return [r for r in _runs_of(runs, dataset, form, variant, proto) if paper_settings(r)]
+
+
+def main_run(runs, dataset, form="npz", variant="smooth+Resq", proto="original") -> dict | None:
+    """The run that ``python -m srnn.experiment music --dataset <set> --form <form>`` makes
+    (with ``--name legacy`` and the first protocol's settings for ``proto="first"``)."""
+    run_id = run_name("music", dataset, form, variant, "legacy" if proto == "first" else "")
+    return next((r for r in paper_runs(runs, dataset, form, variant, proto) if r["id"] == run_id), None)
+
+
+def before(runs, record: dict) -> dict | None:
+    """The first protocol's run with the paper's settings, the same data, variant and seed, on
+    the same kind of device as ``record``: what the record is measured against."""
+    return next((r for r in paper_runs(runs, record["dataset"], record["data_form"], record["variant"], "first")
+                 if r["seed"] == record["seed"] and device_kind(r) == device_kind(record)), None)
+
+
+def music_table(runs: list[dict], variant: str = "smooth+Resq") -> list[dict]:
+    """Table 2: per music set (the authors' arrays) the paper's number, our main run and the
+    first protocol's run with the same seed and kind of device."""
+    rows = []
+    for key, title in MUSIC_NAMES.items():
+        row = {"dataset": key, "data set": title, "paper": PAPER_MUSIC[key]}
+        main = main_run(runs, key, "npz", variant)
+        if main is not None:
+            t = main["test"]
+            row.update(run=main["id"], elbo=t["elbo_per_step_seq"], elbo_frames=t["elbo_per_step"],
+                       iwae=t.get("iwae_per_step_seq"), iwae_k=t.get("iwae_samples"),
+                       gap=t["elbo_per_step_seq"] - PAPER_MUSIC[key], epochs=main["epochs"],
+                       best_epoch=main["best_epoch"], device=device_kind(main),
+                       hours=main["train_wall_time_s"] / 3600)
+            old = before(runs, main)
+            if old is not None:
+                row.update(before=old["test"]["elbo_per_step_seq"], before_run=old["id"])
+        rows.append(row)
+    return rows
+
+
+def _same_but_seed(a: dict, b: dict) -> bool:
+    """Whether two runs share every setting but the seed and device (fields added to the
+    config between them count with the value that ran)."""
+    free = {"seed": 0, "device": ""}
+    return ({**Config.from_dict(a["config"]).to_dict(), **free} ==
+            {**Config.from_dict(b["config"]).to_dict(), **free})
+
+
+def chosen(runs: list[dict], dataset: str, form: str = "npz", variant: str = "smooth+Resq",
+           proto: str = "original") -> dict | None:
+    """The setting chosen on validation for one music set: every candidate run (the paper's
+    seed, any settings) with its best validation bound, the chosen one, and the chosen
+    config's runs with every seed (its own first) with their test bounds' mean and sd."""
+    seed = preset("music").seed
+    candidates = sorted((r for r in _runs_of(runs, dataset, form, variant, proto) if r["seed"] == seed),
+                        key=lambda r: -r["valid_best"]["elbo_per_step"])
+    if not candidates:
+        return None
+    best = candidates[0]
+    seeds = [best] + sorted((r for r in _runs_of(runs, dataset, form, variant, proto)
+                             if r is not best and _same_but_seed(r, best) and device_kind(r) == device_kind(best)),
+                            key=lambda r: r["seed"])
+    elbo = [r["test"]["elbo_per_step_seq"] for r in seeds]
+    return {"candidates": candidates, "chosen": best, "seeds": seeds, "mean": statistics.mean(elbo),
+            "std": statistics.stdev(elbo) if len(elbo) > 1 else None, "paper": PAPER_MUSIC[dataset]}
+
+
+def setting(record: dict) -> str:
+    """What a run changes from the paper's settings of its protocol, e.g. 'batch_size=4'."""
+    return ", ".join(departures(record)) or "the paper's settings"
+
+
+def seed_spread(runs, dataset, form="npz", variant="smooth+Resq", proto="original") -> list[dict]:
+    """For each kind of device with two seeds or more of the paper's settings: the test ELBO
+    per step (mean over pieces) of each seed, their mean and sd, the best and the worst."""
+    spreads = []
+    found = paper_runs(runs, dataset, form, variant, proto)
+    for kind in sorted({device_kind(r) for r in found}):
+        elbo = {r["seed"]: r["test"]["elbo_per_step_seq"]
+                for r in sorted(found, key=lambda r: r["seed"]) if device_kind(r) == kind}
+        if len(elbo) >= 2:
+            spreads.append({"device": kind, "elbo": elbo, "mean": statistics.mean(elbo.values()),
+                            "std": statistics.stdev(elbo.values()), "best": max(elbo.values()),
+                            "worst": min(elbo.values())})
+    return spreads
+
+
+def baseline(runs: list[dict], record: dict) -> dict | None:
+    """What a change of settings is measured against: the run with the paper's settings of
+    the same data set, form, variant, protocol and seed, on the same kind of device."""
+    return next((r for r in paper_runs(runs, record["dataset"], record["data_form"], record["variant"],
+                                       protocol(record))
+                 if r["seed"] == record["seed"] and device_kind(r) == device_kind(record)
+                 and r["id"] != record["id"]), None)
+
+
+def speech_table(runs: list[dict]) -> list[dict]:
+    """Table 1: per model the paper's bound for Blizzard and TIMIT (None where the paper has
+    none) next to our run with the paper's settings and the original protocol (None where
+    there is none): the four SRNN variants, then the baselines the paper quotes, each with
+    the variant of ours that is the same model."""
+    models = [(f"SRNN ({variant})", variant, paper) for variant, paper in PAPER_SPEECH.items()]
+    models += [(name, ours, paper) for name, (ours, paper) in PAPER_SPEECH_BASELINES.items()]
+    rows = []
+    for model, variant, paper in models:
+        row = {"model": model}
+        for corpus in ("blizzard", "timit"):
+            found = [r for r in runs if r.get("domain") == "speech"
+                     and r["id"] == run_name("speech", corpus, variant=variant) and protocol(r) == "original"
+                     and paper_settings(r)]
+            row[f"{corpus} paper"] = paper.get(corpus)
+            row[f"{corpus} ours"] = found[-1]["test"]["elbo_per_seq"] if found else None
+        rows.append(row)
+    return rows
+
+
+def _fmt(value, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_tables(runs: list[dict]) -> None:
+    """The tables of ``python -m srnn.results``."""
+    print("Table 2 (music, authors' arrays, smooth+Resq; test ELBO per step, mean over pieces as the "
+          "authors' code; the original code's protocol):")
+    print(f"{'data set':15s} {'paper':>7s} {'ours':>8s} {'gap':>7s} {'IWAE':>8s} {'epochs':>7s} {'before':>8s}  run")
+    for r in music_table(runs):
+        print(f"{r['data set']:15s} {r['paper']:7.2f} {_fmt(r.get('elbo')):>8s} {_fmt(r.get('gap'), '+.3f'):>7s} "
+              f"{_fmt(r.get('iwae')):>8s} {r.get('epochs', '-'):>7} {_fmt(r.get('before')):>8s}  "
+              f"{r.get('run', 'no run yet')}")
+    print("('before': the first protocol's run with the same seed on the same kind of device)")
+    print("\nChosen on validation (the paper's seed, any settings), and that setting's seeds:")
+    for key, title in MUSIC_NAMES.items():
+        c = chosen(runs, key)
+        if c is None:
+            print(f"{title:15s} no run yet")
+            continue
+        sd = "" if c["std"] is None else f" +- {c['std']:.3f}"
+        print(f"{title:15s} {setting(c['chosen'])}: {len(c['seeds'])} seed(s) {c['mean']:.3f}{sd} "
+              f"(paper {c['paper']:.2f}, {c['mean'] - c['paper']:+.3f}); {len(c['candidates'])} setting(s) tried")
+    print("\nTable 1 (speech, bound per sequence; '-' = no run yet):")
+    for r in speech_table(runs):
+        print(f"{r['model']:22s} Blizzard paper {_fmt(r['blizzard paper'], 'd'):>6} ours "
+              f"{_fmt(r['blizzard ours'], '.0f'):>6}   TIMIT paper {_fmt(r['timit paper'], 'd'):>6} ours "
+              f"{_fmt(r['timit ours'], '.0f'):>6}")

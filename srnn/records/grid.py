@@ -40,6 +40,11 @@ def config(variant: str, setting: str, seed: int = GRID_SEED) -> Config:
     return preset(MODELS[variant], **SETTINGS[setting], seed=seed)
 
 
+def describe(setting: str) -> str:
+    """A grid point in words, e.g. 'batch_size=8, drop_d=0.25, drop_z=0.25'."""
+    return ", ".join(f"{k}={v}" for k, v in SETTINGS[setting].items()) or "the paper's settings"
+
+
 def command(dataset: str, variant: str, setting: str, seed: int = GRID_SEED) -> str:
     """The arguments of ``python -m srnn.experiment`` for one run of the grid, as the run ids
     of the committed records name it (the paper's settings with the paper's seed: no name)."""

@@ -17,9 +17,11 @@ how much of its test bound is the seed.
 """
 from __future__ import annotations
 
+import math
 import statistics
 
 from ..config import BASELINE_PRESETS, Config, preset
+from . import grid
 from .paper import MUSIC_NAMES, PAPER_MUSIC, PAPER_SPEECH, PAPER_SPEECH_BASELINES
 from .store import run_name
 
@@ -119,21 +121,63 @@ def _same_but_seed(a: dict, b: dict) -> bool:
 
 def chosen(runs: list[dict], dataset: str, form: str = "npz", variant: str = "smooth+Resq",
            proto: str = "original") -> dict | None:
-    """The setting chosen on validation for one music set: every candidate run (the paper's
-    seed, any settings) with its best validation bound, the chosen one, and the chosen
-    config's runs with every seed (its own first) with their test bounds' mean and sd."""
-    seed = preset("music").seed
-    candidates = sorted((r for r in _runs_of(runs, dataset, form, variant, proto) if r["seed"] == seed),
-                        key=lambda r: -r["valid_best"]["elbo_per_step"])
+    """The setting chosen on validation for one music set and model, and its seeds.
+
+    Under the original code's protocol the candidates are the points of the search grid
+    (:mod:`srnn.records.grid`) that have run, with the paper's seed: ``missing`` names the
+    points still to run, ``earlier`` the other settings tried with that seed before the grid
+    was written down (shown, never chosen). Under the first protocol, its history: every
+    setting tried with the paper's seed. ``seeds`` holds the chosen config's runs, its own
+    first, with their test bounds' mean and sd; ``paper`` is the paper's number (SRNN's
+    alone: the paper's Table 2 has no VRNN)."""
+    seed = grid.GRID_SEED
+    mine = _runs_of(runs, dataset, form, variant, proto)
+    if proto == "original" and form == "npz" and variant in grid.MODELS:
+        found = grid.search(runs, dataset, variant)
+        candidates = [r for r in found["points"].values() if r is not None]
+        missing = [s for s, r in found["points"].items() if r is None]
+        earlier = [r for r in mine if r["seed"] == seed and grid.grid_point(r) is None]
+        seeds = found["seeds"]
+    else:
+        candidates, missing, earlier = [r for r in mine if r["seed"] == seed], [], []
+        seeds = None
     if not candidates:
         return None
+    candidates.sort(key=lambda r: -r["valid_best"]["elbo_per_step"])
     best = candidates[0]
-    seeds = [best] + sorted((r for r in _runs_of(runs, dataset, form, variant, proto)
-                             if r is not best and _same_but_seed(r, best) and device_kind(r) == device_kind(best)),
-                            key=lambda r: r["seed"])
+    if seeds is None:
+        seeds = [best] + sorted((r for r in mine if r is not best and _same_but_seed(r, best)
+                                 and device_kind(r) == device_kind(best)), key=lambda r: r["seed"])
     elbo = [r["test"]["elbo_per_step_seq"] for r in seeds]
     return {"candidates": candidates, "chosen": best, "seeds": seeds, "mean": statistics.mean(elbo),
-            "std": statistics.stdev(elbo) if len(elbo) > 1 else None, "paper": PAPER_MUSIC[dataset]}
+            "std": statistics.stdev(elbo) if len(elbo) > 1 else None, "missing": missing, "earlier": earlier,
+            "complete": not missing and len(seeds) == 1 + len(grid.OTHER_SEEDS),
+            "paper": PAPER_MUSIC[dataset] if variant == "smooth+Resq" else None}
+
+
+def equal_tuning(runs: list[dict], dataset: str) -> dict:
+    """SRNN against VRNN when each is chosen by the same grid on validation: each model's
+    choice (see :func:`chosen`), and once both are complete (the grid and three seeds), the
+    difference of their seed means with its standard error from the seeds' spread, and
+    a verdict: a model is ahead where the difference is more than twice its standard error."""
+    srnn, vrnn = (chosen(runs, dataset, variant=v) for v in ("smooth+Resq", "VRNN"))
+    out = {"SRNN": srnn, "VRNN": vrnn, "verdict": None}
+    if srnn and vrnn and srnn["complete"] and vrnn["complete"]:
+        diff = srnn["mean"] - vrnn["mean"]
+        se = math.sqrt(srnn["std"] ** 2 / len(srnn["seeds"]) + vrnn["std"] ** 2 / len(vrnn["seeds"]))
+        out.update(difference=diff, se=se,
+                   verdict="SRNN" if diff > 2 * se else "VRNN" if diff < -2 * se else "neither")
+    return out
+
+
+def test_elbo(record: dict) -> str:
+    """A record's test ELBO per step (mean over pieces) with its standard error over sample
+    paths, or marked as one path (records made before the test bound was averaged, and the
+    RNN, whose bound is exact)."""
+    t = record["test"]
+    if "elbo_per_step_seq_se" in t:
+        return f"{t['elbo_per_step_seq']:.3f} ± {t['elbo_per_step_seq_se']:.3f}"
+    return f"{t['elbo_per_step_seq']:.3f}" + ("" if record.get("variant") == "RNN" else " (one path)")
 
 
 def setting(record: dict) -> str:

@@ -63,7 +63,7 @@ class Launch:
                    args.array_parallelism, args.name, args.logs, args.timeouts, tuple(args.sbatch))
 
 
-def add_options(parser: argparse.ArgumentParser, launcher: str | None = "slurm") -> None:
+def add_options(parser: argparse.ArgumentParser, launcher: str | None = "slurm", gpus: str = "GPUs per task") -> None:
     """The launcher's options, shared by ``srnn.runner`` (where no --launcher means: run here,
     without submitit) and the commands of this module."""
     d = Launch()
@@ -73,7 +73,7 @@ def add_options(parser: argparse.ArgumentParser, launcher: str | None = "slurm")
                             "executor" + (f" (default: {launcher})" if launcher else
                                           " (default: neither; the pages run in this process, --jobs at a time)"))
     group.add_argument("--partition", help="SLURM partition (default: the cluster's default)")
-    group.add_argument("--gpus", type=int, default=d.gpus, help=f"GPUs per task (default {d.gpus}; 0: CPU only)")
+    group.add_argument("--gpus", type=int, default=d.gpus, help=f"{gpus} (default {d.gpus}; 0: CPU only)")
     group.add_argument("--cpus", type=int, default=d.cpus, help=f"CPUs per task (default {d.cpus})")
     group.add_argument("--mem", type=float, default=d.mem_gb, help=f"memory per node in GB (default {d.mem_gb:g})")
     group.add_argument("--time", type=int, default=d.time_min,
@@ -83,7 +83,8 @@ def add_options(parser: argparse.ArgumentParser, launcher: str | None = "slurm")
                        help=f"tasks of one array running at once (default {d.array_parallelism})")
     group.add_argument("--name", default=d.name, help=f"job name prefix (default {d.name})")
     group.add_argument("--logs", default=d.logs,
-                       help=f"log folder, %%j the job id (default {d.logs}); on a shared file system")
+                       help=f"log folder, %%j the job id (default {d.logs.replace('%', '%%')}); on a shared "
+                            "file system")
     group.add_argument("--timeouts", type=int, default=d.timeouts,
                        help=f"time-outs a task may be requeued after (default {d.timeouts}; pre-emptions "
                             "do not count)")
@@ -182,6 +183,9 @@ def grid_commands(path: str | None) -> tuple[str, str]:
         if not Path(path).is_file():
             raise ClusterError(f"--commands {path}: no such file; give a file with one command per line")
         return Path(path).read_text(), path
+    if not GRID.is_file():
+        raise ClusterError(f"{GRID} is not here (an installed package carries no experiments/): run from a clone "
+                           "of the repository, or give --commands FILE")
     done = subprocess.run(["bash", str(GRID), "--list"], capture_output=True, text=True)
     if done.returncode:
         raise ClusterError(f"bash {GRID} --list failed: {done.stderr.strip()}")
@@ -233,7 +237,7 @@ def main(argv: list[str], prog: str = "python -m srnn.cluster") -> int:
     run.add_argument("--nodes", type=int, default=1, help="nodes (default 1)")
     run.add_argument("--tasks-per-node", type=int, help="processes per node (default: --gpus, one per GPU)")
     run.add_argument("command", nargs=argparse.REMAINDER, help="-- python -m srnn.experiment ARGS")
-    add_options(run)
+    add_options(run, gpus="GPUs per node, one process each")
     args = parser.parse_args(argv)
     launch = Launch.from_args(args)
     start = time.time()

@@ -167,6 +167,17 @@ def test_the_slurm_launcher_submits_arrays_chained_parts_and_a_multi_node_run(tm
     assert task.cwd == str(tmp_path)
 
 
+@pytest.mark.parametrize("argv", [["grid"], ["run"]])
+def test_every_option_is_in_the_help(argv, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cluster.main([*argv, "--help"])
+    text = capsys.readouterr().out
+    assert stop.value.code == 0
+    for option in ("--launcher", "--partition", "--gpus", "--cpus", "--mem", "--time", "--array-parallelism",
+                   "--name", "--logs", "--timeouts", "--sbatch"):
+        assert option in text
+
+
 def test_commands_files_and_options_that_cannot_work_are_refused_in_one_line(tmp_path, monkeypatch, capsys):
     assert read_commands("python -m srnn.experiment music --dataset jsb  # JSB\n\n# note\n", "f") == [
         ["music", "--dataset", "jsb"]]

@@ -143,10 +143,11 @@ def wait(jobs: list, tasks: list) -> None:
     failed = []
     for task, job in zip(tasks, jobs):
         error = job.exception()
-        if error is not None:
-            last = [line for line in str(error).splitlines() if line.strip()]
-            failed.append(f"{task!r} failed ({last[-1].strip() if last else type(error).__name__}; "
-                          f"log: {job.paths.stderr})")
+        if error is not None:       # submitit's message: the task's traceback between two rules, then paths
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            rules = [i for i, line in enumerate(lines) if set(line) == {"-"}]
+            last = lines[rules[-1] - 1] if len(rules) >= 2 else type(error).__name__
+            failed.append(f"{task!r} failed ({last}; log: {job.paths.stderr})")
     if failed:
         raise ClusterError("; ".join(failed))
 

@@ -198,3 +198,15 @@ def test_commands_files_and_options_that_cannot_work_are_refused_in_one_line(tmp
         err = capsys.readouterr().err
         assert stop.value.code == 2 and err.startswith("error: ") and message in err, (argv, err)
         assert len(err.strip().splitlines()) == 1
+
+
+def test_a_failing_task_stops_the_local_launch_with_its_command_and_log(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "grid.txt").write_text("python -m srnn.experiment music --dataset jsb --set no_such_setting=1\n")
+    with pytest.raises(SystemExit) as stop:
+        cluster.main(["grid", *LOCAL, "--commands", "grid.txt", "--logs", "logs/%j"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert "run music --dataset jsb --set no_such_setting=1 failed" in err and "stopped with exit status 2" in err
+    log = Path(err.split("log: ")[1].split(")")[0])
+    assert "no_such_setting" in log.read_text()             # the run's own one-line error, in the task's log

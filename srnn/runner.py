@@ -28,7 +28,9 @@ parts still run one after the other, so that the Results pages find the runs of 
 Training pages. Two pages that train the same run take turns. The first failing cell stops
 the batch (pages already running finish) with the page, the source file, the cell and the
 error named; the failed notebook is moved to
-``book/executed/failed/`` so that the book cannot be built from it. This module is also
+``book/executed/failed/`` so that the book cannot be built from it. With ``--launcher slurm``
+the pages go to a SLURM cluster instead, one task per page and one job array per part,
+each part after the one before (see :mod:`srnn.cluster`). This module is also
 a Sphinx extension (``_config.yml`` loads it) that refuses to build a book whose
 executed pages are missing or come from different profiles.
 """
@@ -252,24 +254,19 @@ def run_part(part: list[Page], profile: str, out_dir: Path, jobs: int, gpus: lis
     return seconds
 
 
-def run_batch(profile: str, device: str, pages: list[str] | None = None,
-              out_dir: Path = EXECUTED, runs_dir: Path | None = None, jobs: int | None = None,
-              book: Path = BOOK) -> dict[str, float]:
-    """Execute the toc's pages (or the named subset) in order; seconds per page.
+def plan_batch(profile: str, device: str, pages: list[str] | None = None, out_dir: Path = EXECUTED,
+               runs_dir: Path | None = None, book: Path = BOOK) -> list[list[Page]]:
+    """The pages to execute (the toc's, or the named subset), checked and loaded, grouped by
+    the toc's parts in order (parts left empty by ``pages`` are dropped).
 
-    ``jobs``: how many pages of one part of the toc run at once (None: one per visible GPU,
-    at least one). A full batch first removes the executed pages of the toc from ``out_dir``
-    (and their failed copies), so that no page of an earlier batch survives it; nothing else
-    there is touched. An empty ``pages`` list is refused: it is not the same as no list.
+    A full batch first removes the executed pages of the toc from ``out_dir`` (and their
+    failed copies), so that no page of an earlier batch survives it; nothing else there is
+    touched. An empty ``pages`` list is refused: it is not the same as no list.
     """
-    from tqdm import tqdm
-
     if profile not in PROFILES:
         raise BookError(f"unknown profile {profile!r}; choose one of {list(PROFILES)}")
     if pages is not None and not pages:
         raise BookError("no page named: give --pages one or more page names, or leave --pages out for the whole book")
-    if jobs is not None and jobs < 1:
-        raise BookError(f"--jobs must be at least 1, got {jobs}")
     parts = toc_parts(book / "_toc.yml")
     names = [name for part in parts for name in part]
     unknown = sorted(set(pages or []) - set(names))
@@ -285,22 +282,37 @@ def run_batch(profile: str, device: str, pages: list[str] | None = None,
                 "results_dir": PROFILES[profile].format(runs_dir=runs_dir)}
     todo = [[load_page(book / "pages" / f"{n}.yml", profile, injected, book / "notebooks")
              for n in part if not pages or n in pages] for part in parts]
-    # The notebooks' kernels inherit these: OpenMP threads that wait sleep instead of spinning, so
-    # that a page beside another busy process does not burn its cores; and the smoke profile's
-    # tiny models train on one thread, where a second one only adds waiting.
+    # The notebooks' kernels inherit these (also on a cluster, where the jobs take this
+    # environment): OpenMP threads that wait sleep instead of spinning, so that a page beside
+    # another busy process does not burn its cores; and the smoke profile's tiny models train
+    # on one thread, where a second one only adds waiting.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if profile == "smoke":
         os.environ.setdefault("OMP_NUM_THREADS", "1")
-    gpus = visible_gpus(device)
-    jobs = jobs or max(1, len(gpus))
     out_dir.mkdir(parents=True, exist_ok=True)
     if not pages:
         for name in names:
             for old in (out_dir / f"{name}.ipynb", out_dir / "failed" / f"{name}.ipynb"):
                 old.unlink(missing_ok=True)
+    return [part for part in todo if part]
+
+
+def run_batch(profile: str, device: str, pages: list[str] | None = None,
+              out_dir: Path = EXECUTED, runs_dir: Path | None = None, jobs: int | None = None,
+              book: Path = BOOK) -> dict[str, float]:
+    """Execute the toc's pages (or the named subset, see :func:`plan_batch`) in order, here;
+    seconds per page. ``jobs``: how many pages of one part of the toc run at once (None: one
+    per visible GPU, at least one)."""
+    from tqdm import tqdm
+
+    if jobs is not None and jobs < 1:
+        raise BookError(f"--jobs must be at least 1, got {jobs}")
+    todo = plan_batch(profile, device, pages, out_dir, runs_dir, book)
+    gpus = visible_gpus(device)
+    jobs = jobs or max(1, len(gpus))
     seconds = {}
     with tqdm(total=sum(map(len, todo)), desc=f"book ({profile})", unit="page") as bar:
-        for part in filter(None, todo):
+        for part in todo:
             seconds.update(run_part(part, profile, out_dir, jobs, gpus, bar))
     return {page.name: seconds[page.name] for part in todo for page in part}
 
@@ -336,6 +348,8 @@ def setup(app):
 
 @command_line
 def main(argv: list[str], prog: str = "python -m srnn.runner") -> int:
+    from . import cluster
+
     parser = ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--profile", required=True, help=f"one of {list(PROFILES)}")
     parser.add_argument("--device", default="auto",
@@ -344,8 +358,18 @@ def main(argv: list[str], prog: str = "python -m srnn.runner") -> int:
     parser.add_argument("--jobs", type=int, help="pages of one part of the book run at once, each on its own GPU "
                                                    "(default: one per visible GPU, one on a CPU machine)")
     parser.add_argument("--runs-dir", type=Path, help="where the notebooks write their runs (default: runs/<profile>)")
+    cluster.add_options(parser, launcher=None)
     args = parser.parse_args(argv)
-    seconds = run_batch(args.profile, args.device, args.pages, runs_dir=args.runs_dir, jobs=args.jobs)
+    if args.launcher:           # one task per page, one job array per part (see srnn.cluster)
+        if args.jobs is not None:
+            parser.error("--jobs is for pages run here; with --launcher, --array-parallelism sets how many "
+                         "pages run at once")
+        todo = plan_batch(args.profile, args.device, args.pages, EXECUTED, args.runs_dir, BOOK)
+        launch = cluster.Launch.from_args(args)
+        jobs = cluster.submit_book(todo, args.profile, EXECUTED, launch, execute_page)
+        print(f"{sum(map(len, jobs))} page(s) in {len(jobs)} part(s) {cluster.said_where(launch)}")
+        return 0
+    seconds = run_batch(args.profile, args.device, args.pages, EXECUTED, args.runs_dir, args.jobs, BOOK)
     for name, s in seconds.items():
         print(f"{s:7.1f} s  {name}")
     print(f"{sum(seconds.values()):7.1f} s  in all; executed pages are in {shown(EXECUTED)}/")

@@ -48,10 +48,9 @@ def test_the_examples_run(capsys, tmp_path, monkeypatch):
     started (their work is replaced by a stub that records what it was asked)."""
     monkeypatch.chdir(tmp_path)
     asked = []
+    test = {"elbo_per_step_seq": 0.0, "elbo_per_step": 0.0, "iwae_per_step_seq": 0.0, "paths": 10}
     monkeypatch.setattr(experiment, "run_experiment", lambda cfg, data, run_id, *a, **k: asked.append(run_id) or
-                        {"id": run_id, "warnings": [],
-                         "test": {"elbo_per_step_seq": 0.0, "elbo_per_step": 0.0, "iwae_per_step_seq": 0.0,
-                                  "paths": 10}})
+                        {"id": run_id, "warnings": [], "test": test})
     monkeypatch.setattr(runner, "run_batch", lambda *a, **k: asked.append("book") or {})
     assert len(examples()) == 7
     for argv in examples():

@@ -188,7 +188,7 @@ def test_an_unavailable_device_is_one_clear_error():
 
 def test_the_importance_weighted_bound_needs_at_least_one_sample(tmp_path):
     cfg, data = toy_data()
-    with pytest.raises(UserError, match="iwae_samples must be at least 1"):
+    with pytest.raises(UserError, match=r"iwae_samples and test_paths must be at least 1, got 0 and 10"):
         run(cfg, data, tmp_path, iwae_samples=0)
 
 

@@ -18,10 +18,6 @@ commands() {
   # Settings tried before the protocol was written down, where SRNN first fell short of the
   # paper (they stay on the Results page, but are not candidates)
   echo "music --dataset jsb --name batch4 --set batch_size=4"
-  for seed in 124 125; do
-    echo "music --dataset jsb --name batch8-seed$seed --set batch_size=8 seed=$seed"
-  done
-  echo "music --dataset nottingham --name drop-dz-seed124 --set drop_d=0.25 drop_z=0.25 seed=124"
   echo "music --dataset nottingham --name drop-dz0.5 --set drop_d=0.5 drop_z=0.5"
   echo "music --dataset nottingham --name drop-all --set drop_phi_u=0.25 drop_phi_x=0.25 drop_d=0.25 drop_z=0.25"
   # the other baselines, with the paper's settings and SRNN's protocol: VRNN-I (standard normal prior), RNN

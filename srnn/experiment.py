@@ -33,6 +33,7 @@ import torch
 
 from .config import Config, preset, settings_help
 from .datasets.speech import SpeechData, load_prepared
+from .datasets.speech_corpora import full_corpus
 from .errors import ArgumentParser, UserError, command_line
 from .files import locked, read_json, write_atomic, write_json
 from .records.provenance import provenance
@@ -43,6 +44,9 @@ from .training.distributed import current_world, start_from_environment
 from .training.evaluate import evaluate
 from .training.train import train
 
+# What a run may set and keep its preset's id: the record states each (the seed, the device and
+# its numerics), and the prior picks the variant VRNN-I, which its id names.
+FREE_FIELDS = ("seed", "device", "precision", "compile", "vrnn_prior")
 VARIANTS = {"smooth+Resq": ("smoothing", True), "smooth": ("smoothing", False),
             "filt+Resq": ("filtering", True), "filt": ("filtering", False)}
 MAIN_VARIANTS = ("smooth+Resq", "VRNN", "VRNN-I", "RNN")    # the runs that write samples
@@ -239,12 +243,15 @@ def default_run_id(domain: str, data, cfg: Config, name: str | None) -> str:
     the variant is SRNN's (e.g. smooth-resq) or the baseline's (vrnn, vrnn-i, rnn); the preset only where it
     is not the data's own
     (for a baseline: not the data's own preset's baseline, e.g. vrnn_music); a user's
-    folder corpus is named by the first 8 hex digits of its fingerprint's sha256, so that
-    two corpora never share a run."""
-    base = data.name
-    if domain == "speech" and data.name.split("-")[0] == "folder":
+    folder corpus, and a TIMIT or Blizzard that is not the whole corpus (see
+    :func:`~srnn.datasets.speech_corpora.full_corpus`), is named by the first 8 hex digits of
+    its fingerprint's sha256, so that two corpora never share a run and a part of TIMIT never
+    takes the id of the paper's TIMIT run."""
+    base, corpus = data.name, data.name.split("-")[0]
+    named = corpus == "sample" or (corpus in ("timit", "blizzard") and full_corpus(data.fingerprint))
+    if domain == "speech" and not named:
         content = hashlib.sha256(json.dumps(data.fingerprint, sort_keys=True).encode()).hexdigest()[:8]
-        base = data.name.replace("folder", f"folder-{content}", 1)
+        base = data.name.replace(corpus, f"{corpus}-{content}", 1)
     own = data_preset(domain, data.name)
     shown = "" if cfg.name in (own, f"{cfg.model}_{own}", f"{cfg.model}_gmm_{own}") else cfg.name
     return run_name(domain, base, "", cfg.variant, "-".join(filter(None, [shown, name])))
@@ -303,6 +310,11 @@ def run_command(argv: list[str], prog: str = "python -m srnn.experiment",
     overrides = dict(_override(item) for item in args.set)
     preset_name = args.preset or ("music" if args.domain == "music" else "speech_small")
     cfg = variant_config(preset(preset_name, **overrides), args.variant)
+    changed = sorted(k for k in overrides if k not in FREE_FIELDS)
+    if args.profile == "paper" and changed and not args.name:
+        raise ExperimentError(f"--set {' '.join(changed)} departs from the preset {preset_name!r}, and a run "
+                              f"without --name takes the id of the preset's own run: name it (e.g. --name "
+                              f"{changed[0].replace('_', '-')}) so that its id and label say what it is")
     world = start_from_environment(cfg.device)
     data, samples = (_music if args.domain == "music" else _speech)(args, cfg)
     check_fits(cfg, args.domain, data)

@@ -135,10 +135,15 @@ def test_run_ids_name_the_model_a_foreign_preset_and_a_folder_corpus_by_content(
     assert default_run_id("music", music, preset("vrnn_music"), None) == "jsb-npz-vrnn"
     assert default_run_id("music", music, preset("vrnn_music", vrnn_prior="standard"), None) == "jsb-npz-vrnn-i"
     assert default_run_id("music", music, preset("rnn_timit"), None) == "jsb-npz-rnn-rnn_timit"
-    timit = SimpleNamespace(name="timit", fingerprint={})
+    whole = {"corpus": "timit", "recordings": {"train": 4389, "valid": 231, "test": 1680}, "left_out": 0}
+    timit = SimpleNamespace(name="timit", fingerprint=whole)
     filt = dict(inference="filtering", resq=False)
     assert default_run_id("speech", timit, preset("timit", **filt), None) == "timit-filt"
     assert default_run_id("speech", timit, preset("speech_small", **filt), None) == "timit-filt-speech_small"
+    for part in ({**whole, "recordings": {"train": 38, "valid": 2, "test": 10}}, {**whole, "left_out": 1},
+                 {**whole, "permute_seed": 1}):                  # a part of TIMIT never takes the paper run's id
+        found = default_run_id("speech", SimpleNamespace(name="timit", fingerprint=part), preset("timit"), None)
+        assert found.startswith("timit-") and found.endswith("-smooth-resq") and len(found.split("-")[1]) == 8
     one, two = (SimpleNamespace(name="folder", fingerprint={"splits": {"train": s}}) for s in ("a", "b"))
     ids = {default_run_id("speech", d, preset("speech_small"), None) for d in (one, two)}
     assert len(ids) == 2 and all(i.startswith("folder-") and len(i.split("-")[1]) == 8 for i in ids)

@@ -2,6 +2,7 @@
 import json
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,12 +10,14 @@ import torch
 
 from srnn.config import preset
 from srnn.experiment import VARIANTS
+from srnn.records import grid
 from srnn.records.paper import PAPER_MUSIC
 from srnn.records.provenance import ProvenanceError, code_version, hardware
 from srnn.records.store import load_run, load_runs, run_name, write_run
 from srnn.records.tables import (
     baseline,
     chosen,
+    equal_tuning,
     first_protocol,
     main_run,
     music_table,
@@ -29,21 +32,26 @@ from srnn.records.tables import (
 def record(run_id, dataset, elbo, domain="music", form="npz", variant="smooth+Resq", seed=123,
            device="cpu: x86_64", legacy=False, valid=None, **config):
     name = "music" if domain == "music" else "timit"
-    inference, resq = VARIANTS[variant]
     make = first_protocol if legacy else preset
+    if variant == "VRNN":
+        name, variant_fields = f"vrnn_{name}", {}
+    else:
+        inference, resq = VARIANTS[variant]
+        variant_fields = {"inference": inference, "resq": resq}
     return {"id": run_id, "domain": domain, "dataset": dataset, "data_form": form, "variant": variant,
             "profile": "paper", "seed": seed, "hardware": {"device": device}, "epochs": 60, "best_epoch": 50,
             "train_wall_time_s": 3600.0, "valid_best": {"elbo_per_step": elbo if valid is None else valid},
-            "config": make(name, inference=inference, resq=resq, seed=seed, **config).to_dict(),
+            "config": make(name, **variant_fields, seed=seed, **config).to_dict(),
             "test": {"elbo_per_step_seq": elbo, "elbo_per_step": elbo - 0.01, "elbo_per_seq": elbo * 40,
                      "iwae_per_step_seq": elbo + 0.1, "iwae_samples": 100},
+            "data": {"corpus": dataset, "recordings": {"train": 4389, "valid": 231, "test": 1680}, "left_out": 0},
             **({"protocol": "first: made before issue 10"} if legacy else {})}
 
 
-def music_run(folder, suffix, elbo, dataset="jsb", legacy=False, **fields):
-    run_id = run_name("music", dataset, "npz", "smooth+Resq",
-                      "-".join(filter(None, [suffix, "legacy" if legacy else ""])))
-    write_run(folder / "music" / run_id, record(run_id, dataset, elbo, legacy=legacy, **fields), [{"epoch": 1}])
+def music_run(folder, suffix, elbo, dataset="jsb", legacy=False, variant="smooth+Resq", **fields):
+    run_id = run_name("music", dataset, "npz", variant, "-".join(filter(None, [suffix, "legacy" if legacy else ""])))
+    write_run(folder / "music" / run_id, record(run_id, dataset, elbo, legacy=legacy, variant=variant, **fields),
+              [{"epoch": 1}])
 
 
 def test_table_2_shows_each_main_run_next_to_the_first_protocols_and_marks_missing_rows(tmp_path):
@@ -70,22 +78,50 @@ def test_table_2_shows_each_main_run_next_to_the_first_protocols_and_marks_missi
     write_run(tmp_path / "speech" / tiny, {**record(tiny, "timit", 9.0, "speech", "", "smooth+Resq"),
                                            "config": preset("tiny").to_dict()}, [])
     assert speech_table(load_runs(tmp_path))[0]["timit ours"] is None
+    sample = {**record(tiny, "timit", 9.0, "speech", "", "smooth+Resq"),                # the paper's config on
+              "data": {"corpus": "timit", "recordings": {"train": 38, "valid": 2, "test": 10}, "left_out": 0}}
+    write_run(tmp_path / "speech" / tiny, sample, [])                                  # 50 utterances: not TIMIT
+    assert speech_table(load_runs(tmp_path))[0]["timit ours"] is None
+    write_run(tmp_path / "speech" / tiny, {**sample, "data": record(tiny, "timit", 0, "speech")["data"]}, [])
+    assert speech_table(load_runs(tmp_path))[0]["timit ours"] == 9.0 * 40              # the whole corpus counts
 
 
-def test_the_setting_is_chosen_on_validation_and_its_seeds_are_gathered(tmp_path):
+def test_the_setting_is_chosen_among_the_grid_on_validation_and_its_seeds_are_gathered(tmp_path):
     music_run(tmp_path, "", -4.8, valid=-4.70)
-    music_run(tmp_path, "batch4", -4.6, valid=-4.65, batch_size=4)
-    music_run(tmp_path, "batch8", -4.5, valid=-4.69, batch_size=8)      # better on test, not on validation
-    music_run(tmp_path, "batch4-seed124", -4.7, seed=124, batch_size=4)
-    music_run(tmp_path, "batch4-seed125", -4.8, seed=125, batch_size=4)
-    music_run(tmp_path, "batch4-gpu", -4.1, batch_size=4, seed=126, device="cuda: H100")   # another device
-    music_run(tmp_path, "batch4", -9.0, legacy=True, valid=-1.0, batch_size=4)            # another protocol
-    c = chosen(load_runs(tmp_path), "jsb")
-    assert c["chosen"]["id"] == "jsb-npz-smooth-resq-batch4" and len(c["candidates"]) == 3
+    music_run(tmp_path, "batch4", -4.2, valid=-4.60, batch_size=4)      # not a grid point: shown, never chosen
+    music_run(tmp_path, "batch8", -4.9, valid=-4.65, batch_size=8)      # the best on validation, not on test
+    music_run(tmp_path, "drop-dz", -4.5, valid=-4.69, drop_d=0.25, drop_z=0.25)
+    music_run(tmp_path, "batch8-seed124", -4.7, seed=124, batch_size=8)
+    music_run(tmp_path, "batch8-seed125", -4.8, seed=125, batch_size=8)
+    music_run(tmp_path, "batch8-gpu", -4.1, batch_size=8, seed=126, device="cuda: H100")   # not a grid seed
+    music_run(tmp_path, "batch8", -9.0, legacy=True, valid=-1.0, batch_size=8)            # another protocol
+    runs = load_runs(tmp_path)
+    c = chosen(runs, "jsb")
+    assert c["chosen"]["id"] == "jsb-npz-smooth-resq-batch8" and len(c["candidates"]) == 3
+    assert [r["id"] for r in c["earlier"]] == ["jsb-npz-smooth-resq-batch4"]
+    assert c["missing"] == ["batch8-drop-dz"] and not c["complete"]
     assert [r["seed"] for r in c["seeds"]] == [123, 124, 125]
-    assert c["mean"] == pytest.approx(-4.7) and c["std"] == pytest.approx(0.1)
-    assert setting(c["chosen"]) == "batch_size=4" and setting(c["candidates"][-1]) == "the paper's settings"
-    assert chosen(load_runs(tmp_path), "piano") is None
+    assert c["mean"] == pytest.approx(-4.8) and c["std"] == pytest.approx(0.1)
+    assert setting(c["chosen"]) == "batch_size=8" and setting(c["candidates"][-1]) == "the paper's settings"
+    assert chosen(runs, "piano") is None and chosen(runs, "jsb", proto="first")["chosen"]["seed"] == 123
+    missing = {line for line, done in grid.commands(runs) if not done}
+    assert "music --dataset jsb --name batch8-drop-dz --set batch_size=8 drop_d=0.25 drop_z=0.25" in missing
+    assert "music --dataset jsb --preset vrnn_music --name batch8 --set batch_size=8" in missing
+
+
+def test_srnn_and_vrnn_are_compared_once_both_searches_are_complete(tmp_path):
+    for variant, shift in (("smooth+Resq", 0.0), ("VRNN", -0.2)):
+        for setting_name, fields in grid.SETTINGS.items():
+            valid = -4.6 if setting_name == "drop-dz" else -4.8
+            music_run(tmp_path, setting_name, -4.7 + shift, variant=variant, valid=valid, **fields)
+        assert not equal_tuning(load_runs(tmp_path), "jsb")["verdict"]        # the seeds are still to run
+        for seed, elbo in ((124, -4.6), (125, -4.8)):
+            music_run(tmp_path, f"drop-dz-seed{seed}", elbo + shift, variant=variant, seed=seed,
+                      drop_d=0.25, drop_z=0.25)
+    found = equal_tuning(load_runs(tmp_path), "jsb")
+    assert found["SRNN"]["complete"] and found["VRNN"]["complete"] and found["verdict"] == "SRNN"
+    assert found["difference"] == pytest.approx(0.2) and found["se"] == pytest.approx((2 * 0.01 / 3) ** 0.5)
+    assert found["VRNN"]["paper"] is None and found["SRNN"]["paper"] == PAPER_MUSIC["jsb"]
 
 
 def test_seed_spread_gathers_the_paper_settings_by_device(tmp_path):
@@ -137,8 +173,11 @@ def test_the_experiments_scripts_list_exactly_the_committed_runs(domain):
     root = Path(__file__).resolve().parents[1]
     listed = subprocess.run(["bash", str(root / "experiments" / f"{domain}.sh"), "--list"], capture_output=True,
                             text=True, check=True).stdout.splitlines()
-    committed = [r["command"] for r in load_runs(root / "results" / domain, profile="paper")]
+    runs = load_runs(root / "results" / domain, profile="paper")
+    committed = [r["command"] for r in runs]
     assert committed, f"no committed {domain} run found"
+    if domain == "music":               # and the search grid's runs still to make
+        committed += [f"python -m srnn.experiment {line}" for line, done in grid.commands(runs) if not done]
 
     def arguments(commands):            # what follows 'python -m srnn.experiment'
         return sorted(tuple(shlex.split(c)[3:]) for c in commands)
@@ -155,8 +194,10 @@ def test_the_music_script_gives_each_gpu_one_run_at_a_time(tmp_path, visible, gp
     script = tmp_path / "experiments" / "music.sh"
     script.write_text((root / "experiments" / "music.sh").read_text())
     python = tmp_path / "python"      # says there are 2 GPUs; a 'run' notes the GPU it was given
-    python.write_text(f'#!/bin/sh\nif [ "$1" = "-c" ]; then echo 2; else echo "$CUDA_VISIBLE_DEVICES" '
-                      f'>> {tmp_path}/gpus; fi\n')
+    python.write_text(f'#!/bin/sh\nif [ "$2" = "srnn.records.grid" ]; then exec {sys.executable} "$@"; fi\n'
+                      f'if [ "$1" = "-c" ]; then echo 2; else echo "$CUDA_VISIBLE_DEVICES" >> {tmp_path}/gpus; fi\n')
+    (tmp_path / "results").symlink_to(root / "results")            # the grid reads the committed records
+    (tmp_path / "srnn").symlink_to(root / "srnn")
     python.chmod(0o755)
     env = {"PATH": "/usr/bin:/bin", "PY": str(python), **({"CUDA_VISIBLE_DEVICES": visible} if visible else {})}
     done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=120)
@@ -239,15 +280,20 @@ def test_every_start_of_a_run_is_logged_with_its_code(tmp_path):
 def test_the_results_page_tables_say_no_run_yet_and_where_we_fall_short(tmp_path):
     from srnn.records import report
     music_run(tmp_path, "", -4.8, valid=-4.7)
-    music_run(tmp_path, "batch4", -4.6, valid=-4.6, batch_size=4)
+    music_run(tmp_path, "batch8", -4.6, valid=-4.6, batch_size=8)
+    music_run(tmp_path, "batch4", -4.5, valid=-4.5, batch_size=4)          # not a grid point
     music_run(tmp_path, "", -8.3, dataset="piano", valid=-7.6)
     runs = load_runs(tmp_path)
     headers, rows = report.table_2(runs)
     by_set = {row[0]: dict(zip(headers, row)) for row in rows}
     assert by_set["JSB Chorales"]["gap"] == "-0.060" and by_set["Nottingham"]["ours: ELBO / step"] == report.NO_RUN
     _, rows, lines = report.chosen_table(runs)
-    assert [row[1] for row in rows if row[0] == "JSB Chorales"] == ["batch_size=4 **(chosen)**", "the paper's settings"]
-    assert "0.140 at or above the paper's -4.74" in lines[0]
+    assert [row[1] for row in rows if row[0] == "JSB Chorales"] == [
+        "batch_size=8 **(chosen)**", "the paper's settings", "batch_size=4 (tried before the grid; not a candidate)",
+        "drop_d=0.25, drop_z=0.25 (grid point, not run yet)",
+        "batch_size=8, drop_d=0.25, drop_z=0.25 (grid point, not run yet)"]
+    assert "0.140 at or above the paper's -4.74" in lines[0] and "2 of the grid's 4 points have not run" in lines[0]
+    assert [row[4] for row in rows[:2]] == ["-4.600 (one path)", "-4.800 (one path)"]
     short = report.shortfalls(runs)
     assert short[0].startswith("- Nottingham: no run") and "Piano-midi.de: 0.100 below the paper" in short[-1]
 

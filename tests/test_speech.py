@@ -101,9 +101,14 @@ def test_embedded_sample_end_to_end(tmp_path):
     x = (np.asarray(data.train.x, dtype=np.float64) - data.train.mean) / data.train.std
     assert abs(x.mean()) < 0.01 and abs(x.std() - 1) < 0.01
     assert data.sequence_unit == "0.5 s" and data.test.num_sequences > 10
-    assert all(b.reset and b.x.shape[1:] == (39, 200) for b in data.test)    # the first frame is an input
+    # a 0.5 s piece is scored whole: all 40 frames in one pass, the first from u_1 = 0
+    assert all(b.reset and b.x.shape[1:] == (40, 200) and not b.u[:, 0].any() for b in data.test)
+    assert all(torch.equal(b.u[:, 1:], b.x[:, :-1]) and b.mask.all() for b in data.test)
+    assert data.test.num_steps == 40 * data.test.num_sequences
     windows = load_prepared(path, batch_size=16, window=40, test_pass="windows").test
     assert all(b.reset and b.x.shape[1:] == (40, 200) for b in windows)
+    shorter = load_prepared(path, batch_size=16, window=20).test              # the piece, whatever the window
+    assert all(b.x.shape[1:] == (40, 200) for b in shorter)
     assert all(b.reset for b in data.valid)
     m = manifest(path)
     assert sum(len(s["recordings"]) for s in m["splits"].values()) == 50

@@ -8,11 +8,14 @@ Preparing a corpus (:func:`prepare_timit`, :func:`prepare_blizzard`, :func:`prep
   the first window and carried over the next three (:class:`srnn.datasets.batching.ChunkBatches`);
 - ``test``: the paper's test sequences. Blizzard: 0.5 s pieces (the metric is the bound
   per 0.5 s sequence); TIMIT: whole utterances (the bound summed over an utterance,
-  averaged over utterances). ``test_pass="whole"`` (the original code's TIMIT test) runs
-  each sequence in one pass with u = frames[:-1] and x = frames[1:], so the backward GRU
-  sees the whole sequence and its first frame is only an input; ``"windows"`` cuts it into
-  windows of ``window`` steps whose rows carry the state, scoring every frame from u_1 = 0;
-  ``test_windows`` is always the latter, a second estimator.
+  averaged over utterances). ``test_pass="whole"`` runs each sequence in one pass, so
+  that the backward GRU sees all of it: a TIMIT utterance as the original code's test does,
+  with u = frames[:-1] and x = frames[1:] (its first frame only an input, L - 1 frames
+  scored); a 0.5 s piece with all its 40 frames scored, the first from u_1 = 0, since the
+  paper's Blizzard metric is the bound of the whole piece (the original code has no
+  Blizzard test to follow). ``"windows"`` cuts each sequence into windows of ``window``
+  steps whose rows carry the state, scoring every frame from u_1 = 0; ``test_windows`` is
+  always the latter, a second estimator.
 - ``valid``: the same sequences of the validation split in windows; with
   ``valid_state="zero"`` (the original) every window starts from a zero state, with
   ``"carry"`` each continues the window before it.
@@ -187,13 +190,16 @@ def load_prepared(path: str | Path, batch_size: int, window: int = 40, seed: int
             evals[split] = SequenceWindows(pcm[split], spans, size, window, mean, std, carry=valid_state == "carry")
         else:
             evals["test_windows"] = SequenceWindows(pcm[split], spans, size, window, mean, std)
-            evals[split] = SequenceWindows(pcm[split], spans, size, None, mean, std) if test_pass == "whole" \
+            whole = None if unit == "utterance" else piece      # a piece: one window of all its frames
+            evals[split] = SequenceWindows(pcm[split], spans, size, whole, mean, std) if test_pass == "whole" \
                 else evals["test_windows"]
     perm = manifest["permutation"]
     fingerprint = {"corpus": manifest["corpus"], "settings_sha256": manifest["settings_sha256"],
                    "splits": {s: manifest["splits"][s]["sha256"] for s in manifest["splits"]},
                    "mean": norm["mean"], "std": norm["std"], "sequence_unit": unit,
-                   "permute_seed": perm and perm["seed"]}
+                   "permute_seed": perm and perm["seed"],
+                   "recordings": {s: len(manifest["splits"][s]["recordings"]) for s in manifest["splits"]},
+                   "left_out": len(manifest["skipped"]) + len(manifest["too_short"])}
     return SpeechData(manifest["corpus"] + ("-perm" if perm else ""), fingerprint, train,
                       evals["valid"], evals["test"], evals["test_windows"], unit, d, manifest["sample_rate"],
                       norm["mean"], norm["std"], perm and np.array(perm["order"]), manifest)

@@ -65,6 +65,21 @@ class Corpus:
     duplicates: list[str] = field(default_factory=list)   # paths left out as copies
 
 
+def full_corpus(fingerprint: dict) -> bool:
+    """Whether a prepared corpus (a run's data fingerprint) is the whole of the corpus the
+    paper's Table 1 names, so that its bound may stand in the table's cell: TIMIT with its
+    4,620 TRAIN (our train and valid splits) and 1,680 TEST utterances; Blizzard as its
+    preparation found it, nothing left out (the paper gives no count to check against).
+    Neither permuted within frames."""
+    if fingerprint.get("permute_seed") or fingerprint.get("left_out", 1):
+        return False
+    found = fingerprint.get("recordings", {})
+    if fingerprint.get("corpus") == "timit":
+        return (found.get("train", 0) + found.get("valid", 0), found.get("test", 0)) == \
+            (TIMIT_TRAIN_FILES, TIMIT_TEST_FILES)
+    return fingerprint.get("corpus") == "blizzard"
+
+
 def timit(root: str | Path, valid_fraction: float = 0.05, seed: int = 1234) -> Corpus:
     """TIMIT as users have it; one file per utterance even where converted ``.WAV.wav``
     copies sit beside the SPHERE originals (the original is kept, the copy listed)."""

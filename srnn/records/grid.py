@@ -92,27 +92,30 @@ def search(runs: list[dict], dataset: str, variant: str) -> dict:
     ran = {s: r for s, r in points.items() if r is not None}
     best = max(ran, key=lambda s: ran[s]["valid_best"]["elbo_per_step"]) if ran else None
     seeds = [at[(best, seed)] for seed in (GRID_SEED, *OTHER_SEEDS) if (best, seed) in at] if best is not None else []
-    return {"points": points, "chosen": best, "complete": len(ran) == len(SETTINGS), "seeds": seeds}
+    return {"points": points, "chosen": best, "complete": len(ran) == len(SETTINGS), "seeds": seeds, "runs": at}
 
 
 def commands(runs: list[dict]) -> list[tuple[str, bool]]:
     """Every run the protocol asks for so far, as (arguments of ``python -m srnn.experiment``,
     has a record): the grid, then the other seeds of each chosen setting whose grid is
-    complete. A run with a record gives the command it ran with (the same run, perhaps
-    spelled otherwise: ``--form npz`` is the default)."""
+    complete (and those run for a grid point before, which stay in the records). A run with
+    a record gives the command it ran with (the same run, perhaps spelled otherwise:
+    ``--form npz`` is the default)."""
     def line(record, dataset, variant, setting, seed=GRID_SEED):
+        made = command(dataset, variant, setting, seed)
         if record is None:
-            return command(dataset, variant, setting, seed), False
-        return record["command"].split(" srnn.experiment ", 1)[-1], True
+            return made, False
+        return record.get("command", made).split(" srnn.experiment ", 1)[-1], True
 
     out = []
     for dataset in SETS:
         for variant in MODELS:
             found = search(runs, dataset, variant)
             out += [line(r, dataset, variant, s) for s, r in found["points"].items()]
-            if found["complete"]:
-                done = {r["seed"]: r for r in found["seeds"]}
-                out += [line(done.get(seed), dataset, variant, found["chosen"], seed) for seed in OTHER_SEEDS]
+            for setting in SETTINGS:        # other seeds: those run (of this choice or an earlier one), those to run
+                asked = found["complete"] and setting == found["chosen"]
+                out += [line(found["runs"].get((setting, seed)), dataset, variant, setting, seed)
+                        for seed in OTHER_SEEDS if asked or (setting, seed) in found["runs"]]
     return out
 
 

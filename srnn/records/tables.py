@@ -21,6 +21,7 @@ import math
 import statistics
 
 from ..config import BASELINE_PRESETS, Config, preset
+from ..datasets.speech_corpora import full_corpus
 from . import grid
 from .paper import MUSIC_NAMES, PAPER_MUSIC, PAPER_SPEECH, PAPER_SPEECH_BASELINES
 from .store import run_name
@@ -211,9 +212,11 @@ def baseline(runs: list[dict], record: dict) -> dict | None:
 
 def speech_table(runs: list[dict]) -> list[dict]:
     """Table 1: per model the paper's bound for Blizzard and TIMIT (None where the paper has
-    none) next to our run with the paper's settings and the original protocol (None where
-    there is none): the four SRNN variants, then the baselines the paper quotes, each with
-    the variant of ours that is the same model."""
+    none) next to our run with the paper's settings and the original protocol on the whole
+    corpus (None where there is none): the four SRNN variants, then the baselines the paper
+    quotes, each with the variant of ours that is the same model. A run counts by what its
+    record says (its config and its data's fingerprint), never by its id alone: a part of
+    TIMIT, another corpus or smaller sizes stay out of the table."""
     models = [(f"SRNN ({variant})", variant, paper) for variant, paper in PAPER_SPEECH.items()]
     models += [(name, ours, paper) for name, (ours, paper) in PAPER_SPEECH_BASELINES.items()]
     rows = []
@@ -222,7 +225,7 @@ def speech_table(runs: list[dict]) -> list[dict]:
         for corpus in ("blizzard", "timit"):
             found = [r for r in runs if r.get("domain") == "speech"
                      and r["id"] == run_name("speech", corpus, variant=variant) and protocol(r) == "original"
-                     and paper_settings(r)]
+                     and paper_settings(r) and r["data"].get("corpus") == corpus and full_corpus(r["data"])]
             row[f"{corpus} paper"] = paper.get(corpus)
             row[f"{corpus} ours"] = found[-1]["test"]["elbo_per_seq"] if found else None
         rows.append(row)
@@ -243,15 +246,25 @@ def print_tables(runs: list[dict]) -> None:
               f"{_fmt(r.get('iwae')):>8s} {r.get('epochs', '-'):>7} {_fmt(r.get('before')):>8s}  "
               f"{r.get('run', 'no run yet')}")
     print("('before': the first protocol's run with the same seed on the same kind of device)")
-    print("\nChosen on validation (the paper's seed, any settings), and that setting's seeds:")
+    for variant in grid.MODELS:
+        model = "SRNN" if variant == "smooth+Resq" else variant
+        print(f"\n{model}, chosen on validation among the search grid's points (seed 123), and its seeds:")
+        for key, title in MUSIC_NAMES.items():
+            c = chosen(runs, key, variant=variant)
+            if c is None:
+                print(f"{title:15s} no run yet")
+                continue
+            sd = "" if c["std"] is None else f" +- {c['std']:.3f}"
+            vs = "" if c["paper"] is None else f" (paper {c['paper']:.2f}, {c['mean'] - c['paper']:+.3f})"
+            todo = f"; {len(c['missing'])} grid point(s) to run" if c["missing"] else ""
+            print(f"{title:15s} {setting(c['chosen'])}: {len(c['seeds'])} seed(s) {c['mean']:.3f}{sd}{vs}{todo}")
+    print("\nSRNN against VRNN with equal tuning (SRNN - VRNN, mean over seeds):")
     for key, title in MUSIC_NAMES.items():
-        c = chosen(runs, key)
-        if c is None:
-            print(f"{title:15s} no run yet")
-            continue
-        sd = "" if c["std"] is None else f" +- {c['std']:.3f}"
-        print(f"{title:15s} {setting(c['chosen'])}: {len(c['seeds'])} seed(s) {c['mean']:.3f}{sd} "
-              f"(paper {c['paper']:.2f}, {c['mean'] - c['paper']:+.3f}); {len(c['candidates'])} setting(s) tried")
+        found = equal_tuning(runs, key)
+        said = "not answered yet: both searches must be complete" if found["verdict"] is None else \
+            f"{found['difference']:+.3f} +- {found['se']:.3f}: " + \
+            ("no clear difference" if found["verdict"] == "neither" else f"{found['verdict']} ahead")
+        print(f"{title:15s} {said}")
     print("\nTable 1 (speech, bound per sequence; '-' = no run yet):")
     for r in speech_table(runs):
         print(f"{r['model']:22s} Blizzard paper {_fmt(r['blizzard paper'], 'd'):>6} ours "

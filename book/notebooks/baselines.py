@@ -44,7 +44,7 @@ from IPython.display import Audio, Markdown, display
 
 from srnn.book.pages import COMMITTED, committed_models, train_run
 from srnn.book.plots import markdown_table, piano_rolls, validation_by_group
-from srnn.records import model_comparison
+from srnn.records import model_comparison, report
 from srnn.records.store import load_runs
 
 committed, notes = committed_models({"sample": models, "sample-perm": permuted_models}, domain="speech", page=page,
@@ -123,6 +123,20 @@ for title, records in music.items():
     display(markdown_table(*model_comparison.music_model_table(records), name=f"tab-baselines-{title.split()[0].lower()}",
                            caption=f"{title}: each model's test bounds per step (mean over pieces) and KL per step."),
             Markdown(f"**{title}**, the paper's claims:\n\n" + "\n".join(model_comparison.music_claims(records))))
+
+# %% [markdown]
+# ## Does SRNN beat VRNN with equal tuning?
+#
+# The rows above use the paper's settings for every model: there VRNN is ahead of SRNN on
+# all four sets. SRNN moved ahead of the paper's numbers only with dropout and batch 8,
+# settings VRNN had not been given. The fair question is each model at its best under the
+# same search: both are searched by one grid (the paper's settings, batch 8, dropout 0.25,
+# both; see the Results page) and chosen on validation, then run with three seeds. A model
+# is called ahead where the difference of the seed means is more than twice its standard
+# error; until both searches on a set are complete, the set's answer stays open.
+
+# %% tags=["remove-input"]
+display(Markdown("\n".join(report.equal_tuning_lines(music_runs))))
 
 # %% mystnb={"figure": {"caption": "Validation ELBO per step of SRNN's main run and of the baselines on each music set that has baseline runs, by epoch from the 10th."}}
 if music:

@@ -220,6 +220,20 @@ def _speech(args, cfg):
     return data, data.write_samples
 
 
+def _without_places(argv: list[str]) -> list[str]:
+    """``argv`` without --runs and --results: where the checkpoints and the record lie is no
+    part of the run, so that its command reads the same from any folder."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--runs", "--results"):
+            skip = True
+        elif not arg.startswith(("--runs=", "--results=")):
+            out.append(arg)
+    return out
+
+
 def _override(item: str) -> tuple[str, object]:
     """'epochs=80' -> ('epochs', 80); values are JSON, or plain strings."""
     if "=" not in item:
@@ -321,7 +335,7 @@ def run_command(argv: list[str], prog: str = "python -m srnn.experiment",
     run_id = default_run_id(args.domain, data, cfg, args.name)
     if world.active:     # its noise streams differ from one process's: another run, another id
         run_id += f"-{world.size}proc"
-    command = "python -m srnn.experiment " + " ".join(shlex.quote(a) for a in argv)
+    command = "python -m srnn.experiment " + " ".join(shlex.quote(a) for a in _without_places(argv))
     record = run_experiment(cfg, data, run_id, args.domain, runs_root=args.runs,
                             results_root=args.results, iwae_samples=args.iwae_samples, test_paths=args.test_paths,
                             profile=args.profile, command=command, allow_dirty=args.allow_dirty,

@@ -361,3 +361,9 @@ def test_table_1_sets_the_quoted_baselines_beside_ours():
     rows = {r[0]: r for r in report.table_1(runs)[1]}
     assert rows["VRNN-Gauss"][4:] == ("28,805", "30,000", "+1,195")
     assert rows["VRNN-GMM"][2] == report.NO_RUN and rows["RNN-Gauss"][1] == "-"
+
+
+def test_a_record_names_its_command_without_where_its_files_lie():
+    from srnn.experiment import _without_places
+    argv = ["music", "--dataset", "jsb", "--runs", "/tmp/r", "--name", "x", "--results=/tmp/s", "--set", "seed=1"]
+    assert _without_places(argv) == ["music", "--dataset", "jsb", "--name", "x", "--set", "seed=1"]

@@ -48,13 +48,18 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command in DELEGATED:
         return importlib.import_module(DELEGATED[command][0]).main(rest, prog=f"srnn {command}") or 0
-    if command == "settings":
-        print(settings_help())
-        return 0
     if command in OWN:
-        return {"evaluate": evaluate_command, "generate": generate_command}[command](rest)
+        return {"evaluate": evaluate_command, "generate": generate_command, "settings": settings_command}[command](rest)
     raise UserError(f"unknown command {command!r}; the commands are {', '.join([*DELEGATED, *OWN])} "
                     f"(see srnn --help)")
+
+
+def settings_command(argv: list[str]) -> int:
+    parser = ArgumentParser(prog="srnn settings", description=OWN["settings"] + " (or its value in a preset)")
+    parser.add_argument("--preset", help="show this preset's values (e.g. music, timit, vrnn_music)")
+    args = parser.parse_args(argv)
+    print(settings_help(args.preset))
+    return 0
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:

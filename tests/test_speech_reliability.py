@@ -154,7 +154,8 @@ def test_preparation_warns_about_what_it_did_to_files(tmp_path):
         path = prepare_folder(root, tmp_path / "out", skip_bad=True)
     messages = [str(w.message) for w in record]
     for pattern in (r"1 stereo file\(s\) nearly silent .* antiphase\.wav", r"1 file\(s\) resampled .* cd\.flac",
-                    r"1 file\(s\) with samples clipped .* loud\.wav", r"1 unreadable file\(s\) .* broken\.wav"):
+                    r"1 file\(s\) with samples clipped .* loud\.wav",
+                    r"1 unreadable or damaged file\(s\) .* broken\.wav"):
         assert sum(bool(re.search(pattern, m)) for m in messages) == 1, (pattern, messages)
     m = manifest(path)
     assert [r["path"] for r in m["cancelled"]] == ["antiphase.wav"] and m["cancelled"][0]["mix_rms_ratio"] < 0.01

@@ -138,10 +138,10 @@ def test_a_preparation_stopped_by_a_bad_file_leaves_nothing_and_reruns_once_fixe
 
 
 def make_awkward_folder(root):
-    """Three plain recordings and one each: anti-phase stereo, clipped, 44.1 kHz, unreadable."""
+    """Three plain recordings and one each: (nearly) anti-phase stereo, clipped, 44.1 kHz, unreadable."""
     make_wav_folder(root)
     wave = speech_like(32000)
-    sf.write(root / "antiphase.wav", np.stack([wave, -wave], 1), 16000, subtype="PCM_16")
+    sf.write(root / "antiphase.wav", np.stack([wave, -0.99 * wave], 1), 16000, subtype="PCM_16")   # exact: silent
     sf.write(root / "loud.wav", 3 * wave, 16000, subtype="FLOAT")
     sf.write(root / "cd.flac", speech_like(2 * 44100, 44100), 44100)
     (root / "broken.wav").write_bytes(b"RIFF not really")
@@ -242,11 +242,15 @@ def test_empty_and_silent_files_never_fail_the_corpus(tmp_path, capsys):
     assert "b_empty.wav" in err and "d_silent.wav" in err and "error" not in err
 
 
-def test_a_split_left_empty_names_its_files_not_a_deleted_log(tmp_path):
+def test_a_zero_length_wav_never_empties_a_split_and_a_silent_one_is_named(tmp_path, capsys):
     from srnn.datasets.speech_corpora import folder
     root = make_wav_folder(tmp_path / "corpus", (2.5,) * 4)
     valid = next(r.path for r in folder(root).recordings if r.split == "valid")
-    sf.write(root / valid, np.zeros(0, dtype=np.float32), 16000, subtype="PCM_16")   # a zero-length WAV
+    sf.write(root / valid, np.zeros(0, dtype=np.float32), 16000, subtype="PCM_16")   # a zero-length WAV there
+    assert main(["folder", str(root), "--out", str(tmp_path / "out")]) == 0          # another file is drawn
+    m = manifest(tmp_path / "out" / capsys.readouterr().out.strip().split("/")[-1])
+    assert [e["path"] for e in m["too_short"]] == [valid] and m["splits"]["valid"]["recordings"]
+    sf.write(root / valid, np.zeros(32000, dtype=np.float32), 16000, subtype="PCM_16")   # silence: known on reading
     with pytest.raises(PreparationError) as err:
         prepare_folder(root, tmp_path / "out")
     message = describe(err.value)

@@ -70,7 +70,7 @@ def _why(err: Exception) -> str:
     if "Weights only load failed" in text:
         found = text.split("WeightsUnpickler error:", 1)[1].strip().split("\n")[0] if "WeightsUnpickler error:" \
             in text else ""
-        return "it holds Python objects that safe loading refuses" + (f": {found.rstrip('.')}" if found else "")
+        return "safe loading (tensors and plain values only) refuses it" + (f": {found.rstrip('.')}" if found else "")
     return f"{type(err).__name__}: {' '.join(text.split())[:160]}"
 
 

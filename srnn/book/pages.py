@@ -73,7 +73,7 @@ def run_summary(record: dict) -> str:
 def missing_history(record: dict) -> str:
     """Markdown saying that the run's ``history.jsonl`` is missing (so no learning curve is
     drawn), or nothing when its history is there."""
-    if record.get("history"):
+    if record.get("history") or "path" not in record:       # read from its folder, or made in memory
         return ""
     history = Path(record["path"]) / "history.jsonl"
     return (f" **No learning curve**: `{history}` is missing, so this run's epochs cannot be shown; restore "

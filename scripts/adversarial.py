@@ -7,7 +7,7 @@
 Each scenario runs the project's own command lines in a clean clone of the committed
 code (a temporary folder; the working tree is never touched), breaks one thing, and
 checks the answer: a user error must end in one ``error:`` line with a non-zero exit and
-no traceback, a damaged or foreign file must be refused by name, and nothing may be
+no traceback, Ctrl-C in one line and status 130, a damaged or foreign file must be refused by name, and nothing may be
 reported as a result that is not one. The table lists the exact last line each got.
 """
 from __future__ import annotations
@@ -238,6 +238,82 @@ SCENARIOS = [
 ]
 
 
+def interrupted(*argv: str, twice: bool = False) -> Callable:
+    """The command stopped by Ctrl-C a moment after it starts (still importing torch), once or twice."""
+    def run(repo):
+        import signal
+        import time
+        p = subprocess.Popen([PY, *argv], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)})
+        time.sleep(0.3)
+        for _ in range(1 + twice):
+            p.send_signal(signal.SIGINT)
+            time.sleep(0.05)
+        out, err = p.communicate(timeout=TIMEOUT[0])
+        return [subprocess.CompletedProcess(argv, p.returncode, out, err)]
+    return run
+
+
+def python(code: str) -> Callable:
+    return lambda repo: [sh(repo, "-c", code)]
+
+
+def wav(name: str, samples) -> Callable:
+    def run(repo):
+        import numpy as np
+        import soundfile as sf
+        sf.write(repo / name, np.asarray(samples, dtype=np.float32), 16000, subtype="FLOAT")
+        return []
+    return run
+
+
+STARTS = f"import json; print([s['epochs_done'] for s in json.load(open('{RUN}/starts.json'))])"
+SCENARIOS += [
+    Scenario("speech-nan", "a float WAV of NaN samples among good files",
+             then(then(folder_corpus("bad"), wav("bad/z.wav", [float("nan")] * 16000)), speech("folder", "bad")),
+             "z.wav holds 16000 NaN or infinite sample(s)"),
+    Scenario("speech-zero-length", "a zero-length WAV among good files: left out, named, listed",
+             then(then(folder_corpus("bad"), wav("bad/z.wav", [])), speech("folder", "bad")), "z.wav", 0),
+    Scenario("speech-small-corpus", "a corpus smaller than one batch",
+             then(then(folder_corpus("mine"), speech("folder", "mine", "--out", "runs/data")),
+                  lambda repo: [exp(repo, "speech", "--prepared", str(next((repo / "runs/data").glob("folder-*"))),
+                                    "--set", "batch_size=64", "--profile", "smoke")]), "--set batch_size="),
+    Scenario("generate-again", "srnn generate into the folder of an earlier, larger one",
+             then(lambda repo: [sh(repo, "-m", "srnn.cli", "generate", "--pretrained", "jsb", "--out", "s",
+                                   "--pieces", str(n), "--steps", "4") for n in (6, 2)],
+                  python("import os; print(sorted(os.listdir('s')))")),
+             "['rolls.npz', 'sample1.mid', 'sample1.wav', 'sample2.mid']", 0),
+    Scenario("not-a-checkpoint", "srnn evaluate --checkpoint on a file that is not one",
+             lambda repo: [sh(repo, "-m", "srnn.cli", "evaluate", "--checkpoint", "README.md", "music", "--dataset",
+                              "jsb")], "give the last.pt or best.pt of a run that srnn trained"),
+    Scenario("absurd-size", "d_dim=1000000", jsb_tiny("d_dim=1000000"), "choose smaller sizes"),
+    Scenario("settings-preset", "srnn settings --preset music",
+             lambda repo: [sh(repo, "-m", "srnn.cli", "settings", "--preset", "music")],
+             "the values of the preset 'music'", 0),
+    Scenario("page-type", "a page file with a wrong-typed field",
+             then(edit("book/pages/model.yml", lambda p: p.write_text("notebook: model\nparameters: [1, 2]\n")),
+                  runner("--profile", "smoke", "--pages", "model")),
+             "error: book/pages/model.yml: 'parameters' must be a mapping"),
+    Scenario("page-utf8", "a page file that is not UTF-8",
+             then(edit("book/pages/model.yml", lambda p: p.write_bytes(b"notebook: model\ntitle: Caf\xe9\n")),
+                  runner("--profile", "smoke", "--pages", "model")), "is not UTF-8 text"),
+    Scenario("cut-checkpoint-deleted", "a cut last.pt deleted as advised: the start log says 0 epochs done",
+             then(then(then(jsb_tiny(), cut(f"{RUN}/last.pt", 5000)), then(jsb_tiny("epochs=2"),
+                                                                            edit(f"{RUN}/last.pt", Path.unlink))),
+                  then(jsb_tiny("epochs=2"), python(STARTS))), "[0, 0]", 0),
+    Scenario("missing-history", "a committed run whose history.jsonl is missing, on its page",
+             then(edit("results/music/jsb-npz-smooth-resq/history.jsonl", Path.unlink),
+                  python("from srnn.book.pages import committed_record, run_summary; "
+                         "print(run_summary(committed_record('music', 'jsb-npz-smooth-resq')))")),
+             "No learning curve", 0),
+    Scenario("ctrl-c-start", "Ctrl-C while a command starts",
+             interrupted("-m", "srnn.experiment", "music", "--dataset", "jsb"), "interrupted: run the same", 130),
+    Scenario("ctrl-c-twice", "Ctrl-C twice while a command starts",
+             interrupted("-m", "srnn.experiment", "music", "--dataset", "jsb", twice=True),
+             "interrupted: run the same", 130),
+]
+
+
 def clone(into: Path, commit: str) -> Path:
     """A clean clone of the committed code (the data caches under ~/.cache/srnn are shared)."""
     repo = into / "repo"
@@ -256,9 +332,11 @@ def judge(s: Scenario, done: list[subprocess.CompletedProcess]) -> tuple[str, st
                      if ln.startswith(("warning:", "jsb", "folder", "error"))), line)
     traceback = "Traceback (most recent call last)" in last.stderr
     ok = (last.returncode == s.code) and s.expect in last.stdout + last.stderr and not traceback
-    if s.code != 0:
+    if s.code == 2:
         errors = [ln for ln in last.stderr.splitlines() if ln.startswith("error:")]    # on a line of its own
         ok = ok and len(errors) == 1
+    elif s.code == 130:                                                         # Ctrl-C: one line, nothing else
+        ok = ok and len(last.stderr.strip().splitlines()) == 1
     return str(last.returncode), line, ok
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import torch
 
 from .config import settings_help
 from .errors import ArgumentParser, UserError, command_line
+from .files import folder_replaced_whole
 
 # command: (module whose main() runs it, what it does)
 DELEGATED = {"prepare": ("srnn.speech", "prepare a speech corpus once (TIMIT, Blizzard, a folder, the sample)"),
@@ -46,13 +48,18 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command in DELEGATED:
         return importlib.import_module(DELEGATED[command][0]).main(rest, prog=f"srnn {command}") or 0
-    if command == "settings":
-        print(settings_help())
-        return 0
     if command in OWN:
-        return {"evaluate": evaluate_command, "generate": generate_command}[command](rest)
+        return {"evaluate": evaluate_command, "generate": generate_command, "settings": settings_command}[command](rest)
     raise UserError(f"unknown command {command!r}; the commands are {', '.join([*DELEGATED, *OWN])} "
                     f"(see srnn --help)")
+
+
+def settings_command(argv: list[str]) -> int:
+    parser = ArgumentParser(prog="srnn settings", description=OWN["settings"] + " (or its value in a preset)")
+    parser.add_argument("--preset", help="show this preset's values (e.g. music, timit, vrnn_music)")
+    args = parser.parse_args(argv)
+    print(settings_help(args.preset))
+    return 0
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
@@ -95,7 +102,9 @@ def evaluate_command(argv: list[str]) -> int:
         from .datasets.speech import load_prepared
         if not args.prepared:
             parser.error("speech needs --prepared FOLDER")
-        data = load_prepared(args.prepared, batch_size=cfg.batch_size, window=cfg.window)
+        # Only the valid and test sequences are scored, in batches of the model's size: a corpus with
+        # fewer training chunks than that batch is evaluated all the same.
+        data = load_prepared(args.prepared, batch_size=1, eval_batch_size=cfg.batch_size, window=cfg.window)
     check_fits(cfg, args.domain, data)
     torch.manual_seed(args.seed)
     found = evaluate(model, getattr(data, args.split), samples=args.iwae_samples)
@@ -111,7 +120,9 @@ def generate_command(argv: list[str]) -> int:
     parser = ArgumentParser(prog="srnn generate", description=OWN["generate"] + ": rolls.npz, one MIDI file "
                             "per piece and the first piece's opening as a WAV clip")
     _model_options(parser)
-    parser.add_argument("--out", required=True, help="the folder to write into")
+    parser.add_argument("--out", required=True,
+                        help="the folder to write into: a new or empty one, or one that an earlier srnn generate "
+                             "wrote, which is replaced whole (its old pieces never stay beside the new ones)")
     parser.add_argument("--pieces", type=int, default=4, help="how many pieces (default: 4)")
     parser.add_argument("--steps", type=int, default=64, help="new steps per piece (default: 64)")
     parser.add_argument("--step-seconds", type=float, default=0.25, help="the duration of one step (default: 0.25)")
@@ -121,6 +132,8 @@ def generate_command(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if min(args.pieces, args.steps, args.prefix_steps) < 1 or args.step_seconds <= 0:
         parser.error("--pieces, --steps and --prefix-steps must be at least 1, --step-seconds above 0")
+    out = Path(args.out)
+    _check_output_folder(out)
     model = _load(args)
     if model.cfg.output != "bernoulli":
         raise UserError(f"{args.pretrained or args.checkpoint} is a speech model: srnn generate writes music; "
@@ -129,9 +142,26 @@ def generate_command(argv: list[str]) -> int:
     if args.continue_piece is not None:
         prefix = _test_piece(model, args.continue_piece, args.prefix_steps).expand(args.pieces, -1, -1)
     torch.manual_seed(args.seed)
-    for path in music_samples(model, Path(args.out), args.pieces, args.steps, args.step_seconds, prefix):
-        print(path)
+    with folder_replaced_whole(out) as fresh:
+        written = music_samples(model, fresh, args.pieces, args.steps, args.step_seconds, prefix)
+    for path in written:
+        print(out / path.relative_to(fresh))
     return 0
+
+
+GENERATED = re.compile(r"rolls\.npz|sample\d+\.(mid|wav)")      # the files srnn generate writes
+
+
+def _check_output_folder(out: Path) -> None:
+    """Refuse an output folder that holds anything srnn generate did not write: the whole
+    folder is replaced, and a user's own files must not go with it."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder: give a new folder for the samples")
+    foreign = sorted(p.name for p in out.iterdir() if not GENERATED.fullmatch(p.name)) if out.is_dir() else []
+    if foreign:
+        listed = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise UserError(f"--out {out} holds files that srnn generate did not write ({listed}), and the output "
+                        f"folder is replaced whole: give a new or empty folder")
 
 
 def _test_piece(model, index: int, steps: int) -> torch.Tensor:

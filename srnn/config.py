@@ -216,11 +216,15 @@ def field_help() -> dict[str, tuple[object, str]]:
     return {name: (defaults[name], " ".join(found.get(name, []))) for name in defaults}
 
 
-def settings_help() -> str:
-    """The settings a command line can ``--set``, one line each with its default, and the presets."""
-    lines = [f"  {name:16s} {json.dumps(default):16s} {meaning}" for name, (default, meaning) in field_help().items()
-             if name != "name"]
-    return ("settings (--set FIELD=VALUE; the defaults below are the dataclass's, a preset changes some):\n"
+def settings_help(preset_name: str | None = None) -> str:
+    """The settings a command line can ``--set``, one line each with its default (or its value
+    in the preset ``preset_name``), and the presets."""
+    values = preset(preset_name).to_dict() if preset_name else {}
+    lines = [f"  {name:16s} {json.dumps(values.get(name, default)):16s} {meaning}"
+             for name, (default, meaning) in field_help().items() if name != "name"]
+    which = (f"the values of the preset {preset_name!r}" if preset_name else
+             "the defaults below are the dataclass's, a preset changes some")
+    return (f"settings (--set FIELD=VALUE; {which}):\n"
             + "\n".join(lines) + f"\npresets (--preset): {', '.join(sorted({**PRESETS, **BASELINE_PRESETS}))}")
 
 

@@ -4,15 +4,20 @@ Anything wrong with what a user gave (a setting, a file, a folder, a device) rai
 :class:`UserError` whose message says what is wrong, which file or value, and what to do.
 The command lines run through :func:`command_line`, which prints such an error as one
 ``error:`` line and exits with status 2; a traceback is kept for bugs, and ``--debug``
-shows it for user errors too.
+shows it for user errors too. Ctrl-C is one line and status 130 wherever it lands: in the
+command, pressed again while the command stops, or while a command is still importing
+(``srnn/__init__.py`` sees to the last two in the processes that run an srnn command).
 """
 from __future__ import annotations
 
 import argparse
 import errno
 import os
+import signal
 import sys
 from collections.abc import Callable
+
+from . import COMMAND_PROCESS, INTERRUPTED
 
 
 class UserError(Exception):
@@ -46,9 +51,10 @@ def command_line(main: Callable[..., int | None]) -> Callable[..., int]:
         except KeyboardInterrupt:
             if debug:
                 raise
+            if COMMAND_PROCESS:              # a second Ctrl-C must not cut the message short
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
             _clear_progress_line()
-            print("interrupted: run the same command again to resume from the last checkpoint",
-                  file=sys.stderr)
+            print(INTERRUPTED, file=sys.stderr)
             raise SystemExit(EXIT_INTERRUPTED) from None
         except (UserError, OSError) as err:
             if debug or (isinstance(err, OSError) and not _environmental(err)):
@@ -78,10 +84,10 @@ def _environmental(err: OSError) -> bool:
 def describe(err: BaseException) -> str:
     """One line for ``err``: its message, or for an OSError what failed on which file."""
     if isinstance(err, OSError) and not isinstance(err, UserError) and err.strerror:
-        where = f" {err.filename}" if err.filename else ""
+        where = f": {err.filename}" if err.filename else ""
         hint = {errno.ENOSPC: "free some space and run the command again (it resumes)",
                 errno.EACCES: "choose a folder you can write to, or fix its permissions",
                 errno.EROFS: "choose a folder you can write to",
                 errno.ENOENT: "check the path"}.get(err.errno, "check the path and the disk")
-        return f"{err.strerror}:{where}; {hint}"
+        return f"{err.strerror}{where}; {hint}"
     return " ".join(str(err).split("\n")) or type(err).__name__

@@ -98,8 +98,10 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
     world = current_world()
     lock = locked(Path(runs_root) / f".{run_id}.lock", f"the run {run_id}", wait=wait_busy)
     with lock if world.main else contextlib.nullcontext():
-        starts = _log_start(run_dir, origin) if world.main else []
-        history = train(cfg, data.train, data.valid, run_dir, data=data.fingerprint, progress=progress)
+        starts: list[dict] = []
+        log_start = (lambda done: starts.extend(_log_start(run_dir, origin, done))) if world.main else None
+        history = train(cfg, data.train, data.valid, run_dir, data=data.fingerprint, progress=progress,
+                        on_start=log_start)
         if not world.main:                  # rank 0 tests and records the run
             return {}
         best = max((r for r in history if "valid_elbo_per_step" in r), key=lambda r: r["valid_elbo_per_step"])
@@ -149,7 +151,7 @@ def best_model(run_dir: Path, cfg: Config, data: dict, best: dict, device) -> to
         raise CheckpointError(f"{path} is missing, but the run has trained (best validation at epoch "
                               f"{best['epoch']}), so there is no model to test: put the file back, or delete "
                               f"{run_dir} and run the same command again to retrain")
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, fix=f"delete {run_dir} and run the same command again to retrain")
     check_identity(ckpt, cfg, data, path, "test this run")
     saved = ckpt["history"][-1] if ckpt.get("history") else {}
     if (saved.get("epoch"), saved.get("valid_elbo_per_step")) != (best["epoch"], best["valid_elbo_per_step"]):
@@ -159,14 +161,14 @@ def best_model(run_dir: Path, cfg: Config, data: dict, best: dict, device) -> to
     return model_from(ckpt, device)
 
 
-def _log_start(run_dir: Path, origin: dict) -> list[dict]:
-    """Append this start (time, epochs already done, code, hardware) to the run's
+def _log_start(run_dir: Path, origin: dict, epochs_done: int) -> list[dict]:
+    """Append this start (time, the epochs its checkpoint holds, code, hardware) to the run's
     ``starts.json``, atomically, and return all starts so far."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    path, history = run_dir / "starts.json", run_dir / "history.jsonl"
+    path = run_dir / "starts.json"
     starts = read_json(path) if path.is_file() else []
     starts.append({"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                   "epochs_done": len(history.read_text().splitlines()) if history.is_file() else 0, **origin})
+                   "epochs_done": epochs_done, **origin})
     write_json(path, starts, indent=2)
     return starts
 
@@ -329,7 +331,7 @@ def run_command(argv: list[str], prog: str = "python -m srnn.experiment",
         raise ExperimentError(f"--set {' '.join(changed)} departs from the preset {preset_name!r}, and a run "
                               f"without --name takes the id of the preset's own run: name it (e.g. --name "
                               f"{changed[0].replace('_', '-')}) so that its id and label say what it is")
-    world = start_from_environment(cfg.device)
+    world = start_from_environment(cfg.device, cfg.batch_size)
     data, samples = (_music if args.domain == "music" else _speech)(args, cfg)
     check_fits(cfg, args.domain, data)
     run_id = default_run_id(args.domain, data, cfg, args.name)

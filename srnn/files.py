@@ -4,13 +4,15 @@ their name in every error.
 Every record, history, manifest, sample and executed notebook goes through
 :func:`write_atomic`: the content is written to a temporary file beside the target,
 flushed to disk, and renamed over it, so a kill or a full disk leaves the old file or
-the new one, never half of one.
+the new one, never half of one. A command's output folder goes through
+:func:`folder_replaced_whole` the same way, so that it never mixes with an earlier command's.
 """
 from __future__ import annotations
 
 import fcntl
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -59,10 +61,41 @@ def write_atomic(path: str | Path, data: bytes | str) -> Path:
             os.fsync(out.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if named(err, path) is not err:
+            raise named(err, path) from None
         raise
     return path
+
+
+def named(err: BaseException, path: str | Path) -> BaseException:
+    """``err`` with ``path`` as its file where it names none (a write to an open file, such as
+    one that finds the disk full, fails without a name), so that its message says which file."""
+    if isinstance(err, OSError) and not isinstance(err, UserError) and err.filename is None and err.errno:
+        return OSError(err.errno, err.strerror or os.strerror(err.errno), str(path))
+    return err
+
+
+@contextmanager
+def folder_replaced_whole(folder: str | Path) -> Iterator[Path]:
+    """Yield a fresh, empty folder beside ``folder`` to write into; when the block ends, it
+    takes ``folder``'s place whole (an earlier ``folder`` is removed, nothing of it stays
+    mixed in), and when the block fails, it is removed and ``folder`` stays as it was."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".partial"))
+    try:
+        yield fresh
+        os.chmod(fresh, 0o755)
+        old = fresh.with_suffix(".old")
+        if folder.exists():
+            os.replace(folder, old)
+        os.replace(fresh, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
 
 
 def write_json(path: str | Path, value, **dump) -> Path:

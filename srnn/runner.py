@@ -107,7 +107,10 @@ def read_yaml(path: Path):
     import yaml
 
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise BookError(f"{shown(path)} is not UTF-8 text (byte {err.start} is {err.object[err.start]:#04x}); "
+                        f"save it as UTF-8") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -131,12 +134,43 @@ def read_notebook(source: Path):
 
 def declared_parameters(nb) -> list[str]:
     """Names assigned at top level in the notebook's parameters cell."""
+    return list(parameter_defaults(nb))
+
+
+def parameter_defaults(nb) -> dict[str, object]:
+    """Each name assigned at top level in the notebook's parameters cell, with its value
+    where that is a literal (None where it is not)."""
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    names = []
+    found = {}
     for node in ast.parse(cell.source).body:
         targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
-        names += [t.id for t in targets if isinstance(t, ast.Name)]
-    return names
+        for t in targets:
+            if isinstance(t, ast.Name):
+                try:
+                    found[t.id] = ast.literal_eval(node.value) if node.value is not None else None
+                except ValueError:
+                    found[t.id] = None
+    return found
+
+
+def _check_page_types(path: Path, spec: dict, parameters: dict, defaults: dict, source: Path) -> None:
+    """Each field of a page file has the type a page file gives it, and each parameter the type of
+    its default in the notebook's parameters cell (an int may stand for a float)."""
+    for key, kind in (("notebook", str), ("title", str), ("parameters", dict), *((p, dict) for p in PROFILES)):
+        if spec.get(key) is not None and not isinstance(spec[key], kind):
+            raise BookError(f"{shown(path)}: '{key}' must be a {'mapping' if kind is dict else 'text'}, got "
+                            f"{spec[key]!r}; fix the page file")
+    for name, value in parameters.items():
+        default = defaults.get(name)
+        want = type(default)
+        if default is None or value is None:
+            continue
+        fits = isinstance(value, want) and isinstance(value, bool) == (want is bool)
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            fits = True
+        if not fits:
+            raise BookError(f"{shown(path)}: parameter {name!r} must be {want.__name__} like its default "
+                            f"{default!r} in the parameters cell of {shown(source)}, got {value!r}; fix the page file")
 
 
 def retitle(nb, title: str, source: Path) -> None:
@@ -162,13 +196,16 @@ def load_page(path: Path, profile: str, injected: dict, notebooks: Path = BOOK /
     if unknown or "notebook" not in spec:
         raise BookError(f"{path}: needs 'notebook:' and may only have the keys {sorted(PAGE_KEYS)}; "
                         f"found unknown keys {unknown}")
+    _check_page_types(path, spec, {}, {}, notebooks)
     source = notebooks / f"{spec['notebook']}.py"
     parameters = {**(spec.get("parameters") or {}), **(spec.get(profile) or {})}
-    declared = declared_parameters(read_notebook(source))
+    defaults = parameter_defaults(read_notebook(source))
+    declared = list(defaults)
     undeclared = sorted(set(parameters) - set(declared))
     if undeclared:
         raise BookError(f"{path}: parameter(s) {undeclared} are not in the parameters cell of {source}; "
                         f"its parameters are {declared}")
+    _check_page_types(path, spec, parameters, defaults, source)
     context = {**injected, "page": path.stem}
     parameters.update({k: v for k, v in context.items() if k in declared})
     return Page(path.stem, source, parameters, spec.get("title"))

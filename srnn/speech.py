@@ -4,9 +4,9 @@
     python -m srnn.speech blizzard /path/to/blizzard2013 --out runs/data --skip-bad
 
 It prints the prepared folder, which ``python -m srnn.experiment speech --prepared`` takes.
-A wrong folder or an unreadable file there is one ``error:`` line (exit status 2); what
-preparing did to some files (resampled, clipped, cancelled channels, skipped) is one
-``warning:`` line per kind.
+A wrong folder or an unreadable or damaged file there is one ``error:`` line (exit status 2);
+what preparing did to some files (resampled, clipped, cancelled channels, left out as damaged,
+empty, too short or silent) is one ``warning:`` line per kind, naming every file left out.
 """
 from __future__ import annotations
 
@@ -25,7 +25,10 @@ def main(argv: list[str], prog: str = "python -m srnn.speech") -> None:
     p.add_argument("source", nargs="?", help="the corpus folder (not for 'sample')")
     p.add_argument("--out", default="runs/data", help="where prepared folders go (default: runs/data)")
     p.add_argument("--permute-seed", type=int, help="permute the samples within every frame (Perm-TIMIT)")
-    p.add_argument("--skip-bad", action="store_true", help="leave out unreadable files, listing them")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out unreadable or damaged files (e.g. NaN samples), each named and listed in the "
+                        "manifest, instead of stopping at the first; empty, too short and silent files are "
+                        "always left out and listed")
     args = p.parse_args(argv)
     if (args.source is None) != (args.corpus == "sample"):
         p.error("give the corpus folder for timit, blizzard and folder, and none for sample")

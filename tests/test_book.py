@@ -201,3 +201,42 @@ def test_the_gpus_pages_spread_over_are_the_visible_ones(monkeypatch):
     assert runner.visible_gpus("cuda") == ["2", "7"]
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)      # the variable set, no GPU
     assert runner.visible_gpus("auto") == []
+
+
+@pytest.mark.parametrize("text, says", [
+    ("notebook: training\nparameters: [jsb, npz]\n", "'parameters' must be a mapping, got ['jsb', 'npz']"),
+    ("notebook: 3\n", "'notebook' must be a text, got 3"),
+    ("notebook: training\nsmoke: {train: maybe}\n", "parameter 'train' must be bool like its default False"),
+    ("notebook: training\nsmoke: {iwae_samples: many}\n", "parameter 'iwae_samples' must be int"),
+    ("notebook: training\nsmoke: {overrides: d_dim=8}\n", "parameter 'overrides' must be dict"),
+    (b"notebook: training\ntitle: \"Training: Caf\xe9\"\n", "is not UTF-8 text (byte 40 is 0xe9); save it as UTF-8"),
+])
+def test_a_page_file_with_a_wrong_field_is_one_line_naming_the_file_and_field(tmp_path, text, says):
+    from srnn.errors import command_line
+
+    page = tmp_path / "training_jsb.yml"
+    page.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(BookError) as err:
+        runner.load_page(page, "smoke", {"profile": "smoke"})
+    assert str(err.value).startswith(str(page)) and says in str(err.value)
+    with pytest.raises(SystemExit) as stop:
+        command_line(lambda argv: runner.load_page(page, "smoke", {}))([])
+    assert stop.value.code == 2
+
+
+def test_a_committed_run_without_its_history_says_so_in_words(tmp_path):
+    import json
+
+    from srnn.book import pages, plots
+    from srnn.records.store import load_run
+    committed = ROOT / "results" / "music" / "jsb-npz-smooth-resq"
+    folder = tmp_path / "results" / "music" / "jsb-npz-smooth-resq"
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text((committed / "run.json").read_text())       # history.jsonl not copied
+    record = load_run(folder / "run.json")
+    summary = pages.run_summary(record)
+    assert f"**No learning curve**: `{folder / 'history.jsonl'}` is missing" in summary
+    assert "No learning curve" not in pages.run_summary(load_run(committed / "run.json"))
+    fig = plots.validation_by_group({"JSB": {"main": record}}, "elbo_per_step")
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["main (no history.jsonl: not drawn)"]
+    assert json.loads((folder / "run.json").read_text())["id"] == record["id"]

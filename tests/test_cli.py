@@ -19,7 +19,7 @@ def test_the_overview_names_every_command(capsys):
         assert f"  {command} " in out.out
 
 
-@pytest.mark.parametrize("command", [*cli.DELEGATED, "evaluate", "generate"])
+@pytest.mark.parametrize("command", [*cli.DELEGATED, *cli.OWN])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as stop:
         cli.main([command, "--help"])
@@ -83,3 +83,64 @@ def test_command_errors_are_one_line(argv, message, capsys):
         cli.main(argv)
     err = capsys.readouterr().err
     assert stop.value.code == 2 and message in err and err.count("\n") == 1
+
+
+def test_generate_replaces_an_earlier_commands_folder_whole(tmp_path, capsys):
+    out = tmp_path / "samples"
+    assert cli.main(["generate", "--pretrained", "jsb", "--out", str(out), "--pieces", "6", "--steps", "4"]) == 0
+    assert cli.main(["generate", "--pretrained", "jsb", "--out", str(out), "--pieces", "2", "--steps", "4"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["rolls.npz", "sample1.mid", "sample1.wav", "sample2.mid"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["samples"]           # no temporary folder left
+    printed = capsys.readouterr().out.split()
+    assert printed[-4:] == [str(out / n) for n in ("rolls.npz", "sample1.mid", "sample2.mid", "sample1.wav")]
+
+
+def test_generate_refuses_a_folder_holding_other_files(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["generate", "--pretrained", "jsb", "--out", str(tmp_path), "--pieces", "1", "--steps", "4"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1
+    assert f"--out {tmp_path} holds files that srnn generate did not write (notes.txt)" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_settings_shows_a_presets_values(capsys):
+    _, default = run(capsys, "settings")
+    _, music = run(capsys, "settings", "--preset", "music")
+    assert "  d_dim            1024 " in default.out and "  d_dim            300 " in music.out
+    assert "the values of the preset 'music'" in music.out
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["settings", "--preset", "musik"])
+    assert stop.value.code == 2 and "error: unknown preset 'musik'" in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_a_checkpoint_is_refused_without_unsafe_advice(tmp_path, capsys):
+    import pickle
+
+    files = {"text.pt": b"not a checkpoint", "objects.pt": pickle.dumps({"weights": {1, 2}}),
+             "empty.pt": b""}
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(SystemExit) as stop:
+            cli.main(["evaluate", "--checkpoint", str(tmp_path / name), "music", "--dataset", "jsb"])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and err.count("\n") == 1 and str(tmp_path / name) in err
+        assert "weights_only" not in err and "delete" not in err and "trust" not in err
+        assert "give the last.pt or best.pt of a run that srnn trained" in err
+        assert (tmp_path / name).read_bytes() == content
+
+
+def test_a_full_disk_names_the_file(tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))      # as a write finds it: no file named
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["prepare", "sample", "--out", str(tmp_path / "data")])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert stop.value.code == 2 and len(err) == 1
+    assert err[0].startswith(f"error: No space left on device: {tmp_path / 'data'}/sample-")
+    assert "free some space" in err[0]

@@ -277,3 +277,14 @@ def test_an_original_style_pickle_verifies_against_the_classic_fingerprint(tmp_p
     monkeypatch.setitem(registry.FILES, path.name, dataclasses.replace(entry, git_blob=registry.git_blob_of(path)))
     data = music.dataset("piano", "pickle", cache=tmp_path)
     assert data.name == "piano-pickle" and _counts(data.fingerprint) == COUNTS[("piano", "classic")]
+
+
+@pytest.mark.parametrize("where", [0.3, 0.5, 0.9])
+def test_a_damaged_mat_is_named(tmp_path, where):
+    data = bytearray((DATA / "JSB_Chorales.mat").read_bytes())
+    at = int(len(data) * where)
+    data[at:at + 64] = bytes(64)                          # a block of zeros inside the file, its length kept
+    path = tmp_path / "JSB_Chorales.mat"
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=f"{path} is not a readable MATLAB file .* damaged or truncated"):
+        music.load_mat(path)

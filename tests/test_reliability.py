@@ -359,3 +359,74 @@ def test_the_commands_examples_use_only_real_options_and_fields():
         fields = argv[argv.index("--set") + 1:] if "--set" in argv else []
         preset("music", **{k: json.loads(v) for k, v in (f.split("=") for f in fields)})
         assert not any(a.startswith("--epochs") for a in argv)
+
+
+# --- records say only what happened; errors name the thing -------------------------------
+
+def test_a_deleted_cut_checkpoint_retrains_and_its_start_says_so(tmp_path):
+    cfg, data = toy_data()
+    run(cfg, data, tmp_path)
+    last = tmp_path / "runs" / "toy-smooth-resq" / "last.pt"
+    last.write_bytes(last.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match=r"last.pt cannot be read .* delete it and run the same command again: "
+                                              r"the run then trains again from its first epoch"):
+        run(cfg, data, tmp_path)
+    last.unlink()                                                        # as the error advises
+    record = run(cfg, data, tmp_path)
+    assert [s["epochs_done"] for s in record["starts"]] == [0, 0]        # the cut start never began
+    assert read_json(tmp_path / "runs" / "toy-smooth-resq" / "starts.json")[-1]["epochs_done"] == 0
+
+
+def test_absurd_sizes_are_one_line_naming_them(capsys, tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        experiment.main(["music", "--dataset", "jsb", "--set", "d_dim=1000000", "--profile", "smoke",
+                         "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and "d_dim=1000000" in err and "choose smaller sizes" in err
+
+
+def test_a_batch_that_torchrun_processes_cannot_share_is_refused_first(capsys, monkeypatch, tmp_path):
+    import torch.distributed as dist
+
+    monkeypatch.setattr(dist, "init_process_group", lambda *a, **k: pytest.fail("joined the group first"))
+    argv = ["music", "--dataset", "jsb", "--set", "batch_size=3", "--profile", "smoke", "--runs", str(tmp_path)]
+    for local_rank, says in (("0", True), ("1", False)):             # one line per node, from its first process
+        monkeypatch.setenv("RANK", local_rank)
+        monkeypatch.setenv("LOCAL_RANK", local_rank)
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        with pytest.raises(SystemExit) as stop:
+            experiment.main(argv)
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and err.count("\n") == int(says)
+        assert ("error: batch_size=3 does not split over 2 processes" in err) == says
+
+
+@pytest.mark.parametrize("twice", [False, True])
+def test_ctrl_c_while_a_command_starts_is_one_line(tmp_path, twice):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "srnn.experiment", "music", "--dataset", "jsb", "--profile", "smoke",
+               "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")]
+    started = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                               cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    time.sleep(0.3)                                                  # importing torch
+    started.send_signal(signal.SIGINT)
+    if twice:
+        time.sleep(0.05)
+        started.send_signal(signal.SIGINT)
+    _, err = started.communicate(timeout=120)
+    assert started.returncode == 130 and "Traceback" not in err
+    assert err.strip().splitlines() == ["interrupted: run the same command again to resume from the last checkpoint"]
+
+
+def test_an_os_error_without_a_file_still_reads_as_one_sentence():
+    import errno
+
+    from srnn.errors import describe
+    from srnn.files import named
+    bare = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert describe(bare) == "No space left on device; free some space and run the command again (it resumes)"
+    assert describe(named(bare, "runs/x/last.pt")).startswith("No space left on device: runs/x/last.pt; free")

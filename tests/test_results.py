@@ -269,9 +269,8 @@ def test_every_committed_record_names_a_commit_of_the_history_or_says_unknown():
 
 def test_every_start_of_a_run_is_logged_with_its_code(tmp_path):
     from srnn.experiment import _log_start
-    first = _log_start(tmp_path / "run", {"code": {"commit": "a" * 40, "dirty": False}, "hardware": {}})
-    (tmp_path / "run" / "history.jsonl").write_text('{"epoch": 1}\n{"epoch": 2}\n')
-    starts = _log_start(tmp_path / "run", {"code": {"commit": "b" * 40, "dirty": False}, "hardware": {}})
+    first = _log_start(tmp_path / "run", {"code": {"commit": "a" * 40, "dirty": False}, "hardware": {}}, 0)
+    starts = _log_start(tmp_path / "run", {"code": {"commit": "b" * 40, "dirty": False}, "hardware": {}}, 2)
     assert len(first) == 1 and [s["epochs_done"] for s in starts] == [0, 2]
     assert [s["code"]["commit"][0] for s in starts] == ["a", "b"]
     assert json.loads((tmp_path / "run" / "starts.json").read_text()) == starts

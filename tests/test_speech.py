@@ -286,7 +286,7 @@ def test_missing_or_wrong_corpora_say_what_to_get(tmp_path):
 def test_damaged_or_unfinished_preparation_is_refused(tmp_path):
     path = prepare_folder(make_long_folder(tmp_path / "corpus"), tmp_path / "out")
     chunks = manifest(path)["splits"]["train"]["chunks"]
-    with pytest.raises(ValueError, match=rf"{chunks} training chunks .* batch_size <= {chunks}"):
+    with pytest.raises(PreparationError, match=rf"{chunks} training chunk\(s\) .* --set batch_size={chunks}"):
         load_prepared(path, batch_size=chunks + 1)
     with open(path / "test.i16", "r+b") as f:
         f.truncate(100)

@@ -138,10 +138,10 @@ def test_a_preparation_stopped_by_a_bad_file_leaves_nothing_and_reruns_once_fixe
 
 
 def make_awkward_folder(root):
-    """Three plain recordings and one each: anti-phase stereo, clipped, 44.1 kHz, unreadable."""
+    """Three plain recordings and one each: (nearly) anti-phase stereo, clipped, 44.1 kHz, unreadable."""
     make_wav_folder(root)
     wave = speech_like(32000)
-    sf.write(root / "antiphase.wav", np.stack([wave, -wave], 1), 16000, subtype="PCM_16")
+    sf.write(root / "antiphase.wav", np.stack([wave, -0.99 * wave], 1), 16000, subtype="PCM_16")   # exact: silent
     sf.write(root / "loud.wav", 3 * wave, 16000, subtype="FLOAT")
     sf.write(root / "cd.flac", speech_like(2 * 44100, 44100), 44100)
     (root / "broken.wav").write_bytes(b"RIFF not really")
@@ -154,7 +154,8 @@ def test_preparation_warns_about_what_it_did_to_files(tmp_path):
         path = prepare_folder(root, tmp_path / "out", skip_bad=True)
     messages = [str(w.message) for w in record]
     for pattern in (r"1 stereo file\(s\) nearly silent .* antiphase\.wav", r"1 file\(s\) resampled .* cd\.flac",
-                    r"1 file\(s\) with samples clipped .* loud\.wav", r"1 unreadable file\(s\) .* broken\.wav"):
+                    r"1 file\(s\) with samples clipped .* loud\.wav",
+                    r"1 unreadable or damaged file\(s\) .* broken\.wav"):
         assert sum(bool(re.search(pattern, m)) for m in messages) == 1, (pattern, messages)
     m = manifest(path)
     assert [r["path"] for r in m["cancelled"]] == ["antiphase.wav"] and m["cancelled"][0]["mix_rms_ratio"] < 0.01
@@ -195,3 +196,86 @@ def test_command_line_errors_and_warnings_are_one_line_each(tmp_path, capsys):
     warnings = [line for line in out.err.splitlines() if line.startswith("warning: ")]
     assert len(warnings) == 4 and "--skip-bad" in warnings[0]
     assert (tmp_path / "out" / out.out.strip().split("/")[-1] / "manifest.json").is_file()
+
+
+def make_corpus_with_bad_audio(root):
+    """Five good recordings in a folder with one of each file that is not audio it can use: a float
+    WAV of NaN samples, a WAV with a header and no samples, a file of zero bytes and digital silence."""
+    make_wav_folder(root, (2.5,) * 5)
+    for i, name in enumerate(["r0", "r1", "r2", "r3", "r4"]):
+        (root / f"r{i}.wav").rename(root / f"{name}.wav")
+    sf.write(root / "a_nan.wav", np.full(16000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
+    sf.write(root / "b_empty.wav", np.zeros(0, dtype=np.float32), 16000, subtype="PCM_16")
+    (root / "c_zero.wav").write_bytes(b"")
+    sf.write(root / "d_silent.wav", np.zeros(32000, dtype=np.float32), 16000, subtype="PCM_16")
+    return root
+
+
+def test_audio_that_is_not_audio_is_refused_by_name_or_left_out_and_listed(tmp_path, capsys):
+    root = make_corpus_with_bad_audio(tmp_path / "corpus")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as stop:                       # damaged files stop it, by name
+        main(["folder", str(root), "--out", str(out)])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert stop.value.code == 2 and len(errors) == 1
+    assert "a_nan.wav holds 16000 NaN or infinite sample(s)" in errors[0] and "--skip-bad" in errors[0]
+    assert main(["folder", str(root), "--out", str(out), "--skip-bad"]) == 0
+    printed = capsys.readouterr()
+    warned = [line for line in printed.err.splitlines() if line.startswith("warning: ")]
+    for kind, names in [("skipped", ["a_nan.wav", "c_zero.wav"]), ("too_short", ["b_empty.wav"]),
+                        ("silent", ["d_silent.wav"])]:
+        assert any(all(n in line for n in names) and f"'{kind}'" in line for line in warned), (kind, warned)
+    m = manifest(out / printed.out.strip().split("/")[-1])
+    assert [e["path"] for e in m["skipped"]] == ["a_nan.wav", "c_zero.wav"]
+    assert [e["path"] for e in m["too_short"]] == ["b_empty.wav"] and m["too_short"][0]["samples"] == 0
+    assert [e["path"] for e in m["silent"]] == ["d_silent.wav"]
+    kept = [r["path"] for split in m["splits"].values() for r in split["recordings"]]
+    assert sorted(kept) == [f"r{i}.wav" for i in range(5)]          # nothing became silence in the data
+
+
+def test_empty_and_silent_files_never_fail_the_corpus(tmp_path, capsys):
+    root = make_corpus_with_bad_audio(tmp_path / "corpus")
+    (root / "a_nan.wav").unlink()
+    (root / "c_zero.wav").unlink()
+    assert main(["folder", str(root), "--out", str(tmp_path / "out")]) == 0      # without --skip-bad
+    err = capsys.readouterr().err
+    assert "b_empty.wav" in err and "d_silent.wav" in err and "error" not in err
+
+
+def test_a_zero_length_wav_never_empties_a_split_and_a_silent_one_is_named(tmp_path, capsys):
+    from srnn.datasets.speech_corpora import folder
+    root = make_wav_folder(tmp_path / "corpus", (2.5,) * 4)
+    valid = next(r.path for r in folder(root).recordings if r.split == "valid")
+    sf.write(root / valid, np.zeros(0, dtype=np.float32), 16000, subtype="PCM_16")   # a zero-length WAV there
+    assert main(["folder", str(root), "--out", str(tmp_path / "out")]) == 0          # another file is drawn
+    m = manifest(tmp_path / "out" / capsys.readouterr().out.strip().split("/")[-1])
+    assert [e["path"] for e in m["too_short"]] == [valid] and m["splits"]["valid"]["recordings"]
+    sf.write(root / valid, np.zeros(32000, dtype=np.float32), 16000, subtype="PCM_16")   # silence: known on reading
+    with pytest.raises(PreparationError) as err:
+        prepare_folder(root, tmp_path / "out")
+    message = describe(err.value)
+    assert f"the valid split of {root} is empty" in message and valid in message and "log" not in message
+
+
+@quiet
+def test_a_corpus_smaller_than_one_batch_is_one_line_in_training_and_is_evaluated(tmp_path, capsys):
+    import torch
+
+    from srnn import cli, experiment
+    from srnn.config import preset
+    from srnn.models.baselines import build_model
+    from srnn.training.checkpoint import save_checkpoint
+    path = prepare_folder(make_wav_folder(tmp_path / "corpus", (2.5, 2.5, 2.5, 2.5)), tmp_path / "out")
+    chunks = manifest(path)["splits"]["train"]["chunks"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        experiment.main(["speech", "--prepared", str(path), "--set", "batch_size=64", "--profile", "smoke",
+                         "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert stop.value.code == 2 and len(errors) == 1
+    assert f"{path} has {chunks} training chunk(s)" in errors[0] and f"--set batch_size={chunks}" in errors[0]
+    cfg = preset("speech_small", d_dim=8, z_dim=4, mlp_dim=8, batch_size=64)
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "model.pt", {"config": cfg.to_dict(), "model": build_model(cfg).state_dict()})
+    assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "model.pt"), "speech", "--prepared", str(path)]) == 0
+    assert "test: ELBO per step" in capsys.readouterr().out

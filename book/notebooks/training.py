@@ -94,7 +94,7 @@ committed = committed_record(domain, name)
 display(Markdown(missing_run(data_name, domain, name, page, corpus_env) if committed is None else run_summary(committed)))
 
 # %% mystnb={"figure": {"caption": "The committed run: bound and KL per step during training (training averages use the annealed beta; validation uses beta = 1)."}}
-if committed is not None:
+if committed is not None and committed["history"]:      # a missing history is said above, in words
     display(training_curves(committed["history"], title=f"{data_name}, {committed['variant']}, {committed['profile']}"))
 
 # %% [markdown]
@@ -112,7 +112,7 @@ else:
     display(Markdown(run_summary(fresh)))
 
 # %% mystnb={"figure": {"caption": "This build's run: bound and KL per step during training."}}
-if fresh is not None:
+if fresh is not None and fresh["history"]:      # a missing history is said above, in words
     display(training_curves(fresh["history"], title=f"{data_name}, {fresh['variant']}, {fresh['profile']}"))
 records = [r for r in (committed, fresh) if r is not None]
 

@@ -18,7 +18,6 @@ from pathlib import Path
 
 from .. import experiment
 from ..datasets import speech
-from ..errors import command_line
 from ..records.store import load_run, run_name
 from ..records.tables import departures, protocol
 
@@ -67,7 +66,18 @@ def run_summary(record: dict) -> str:
         first += f"**Not the paper's settings** ({', '.join(changed)}): not comparable with the paper's tables. "
     return (f"{first}Run `{record['id']}`, profile `{record['profile']}`: {record['epochs']} epochs on "
             f"{record['hardware']['device']} in {record['wall_time_s'] / 60:.1f} min; best validation "
-            f"bound at epoch {record['best_epoch']}{still}. Reproduce with `{record['command']}`.")
+            f"bound at epoch {record['best_epoch']}{still}. Reproduce with `{record['command']}`."
+            + missing_history(record))
+
+
+def missing_history(record: dict) -> str:
+    """Markdown saying that the run's ``history.jsonl`` is missing (so no learning curve is
+    drawn), or nothing when its history is there."""
+    if record.get("history") or "path" not in record:       # read from its folder, or made in memory
+        return ""
+    history = Path(record["path"]) / "history.jsonl"
+    return (f" **No learning curve**: `{history}` is missing, so this run's epochs cannot be shown; restore "
+            f"it (`git checkout -- {history}`) or rerun the command above.")
 
 
 def train_run(domain: str, dataset: str, *, preset_name: str, overrides: dict, profile: str, device: str,
@@ -98,8 +108,9 @@ def train_run(domain: str, dataset: str, *, preset_name: str, overrides: dict, p
             "--set", f"device={device}", *(f"{k}={json.dumps(v)}" for k, v in overrides.items()),
             "--iwae-samples", str(iwae_samples), "--profile", profile,
             "--runs", runs_dir, "--results", results_dir, *(["--name", name] if name else [])]
-    # One line of error, as from the shell; wait_busy: a page beside this one may be training the same run.
-    record, folder = command_line(experiment.run_command)(argv, wait_busy=True)
+    # A user error reaches the runner as itself (its one line names what is wrong), not as a bare exit
+    # status; wait_busy: a page beside this one may be training the same run.
+    record, folder = experiment.run_command(argv, wait_busy=True)
     if record["id"] != run_name(domain, dataset, form, variant, name):
         raise RuntimeError(f"srnn.experiment named the run {record['id']!r}, srnn.records.store.run_name says "
                            f"{run_name(domain, dataset, form, variant, name)!r}: make them agree")

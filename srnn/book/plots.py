@@ -75,7 +75,9 @@ def _validation_panels(panels: Sequence[tuple[str, dict[str, dict], str]], title
         for label, record in runs.items():
             points = [(h["epoch"], h[f"valid_{key}"]) for h in record["history"]
                       if f"valid_{key}" in h and h["epoch"] >= first_epoch]
-            ax.plot(*zip(*points), "o-", ms=2, label=label)
+            if not record["history"]:          # said in the legend, not left out without a word
+                label += " (no history.jsonl: not drawn)"
+            ax.plot(*(zip(*points) if points else ([], [])), "o-", ms=2, label=label)
         ax.set(xlabel="epoch", ylabel="validation " + key.replace("_", " ").replace("elbo", "ELBO").replace("kl", "KL"))
         if name != title:
             ax.set_title(name)

@@ -56,13 +56,19 @@ class Audio:
 def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> Audio:
     """Decode ``path`` to mono float32 at ``sample_rate``.
 
-    Raises :class:`AudioError` naming the file when libsndfile cannot decode it.
+    Raises :class:`AudioError` naming the file when libsndfile cannot decode it or when it
+    holds NaN or infinite samples (a float WAV can), which are not audio.
     """
     path = Path(path)
     try:
         samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
         raise AudioError(_unreadable_message(path, e)) from e
+    bad = int(np.count_nonzero(~np.isfinite(samples)))
+    if bad:                       # a float file can hold them; as 16-bit PCM they would become silence
+        raise AudioError(f"audio file {path} holds {bad} NaN or infinite sample(s) of {samples.size}: it is "
+                         f"damaged, not audio. Fix: export it again, or pass --skip-bad (skip_bad=True in "
+                         f"Python) to leave such files out (each is listed in the manifest).")
     channels = samples.shape[1]
     if channels == 1:
         return Audio(resample(samples[:, 0], rate, sample_rate), sample_rate, rate, 1)

@@ -94,9 +94,9 @@ def load_mat(path: str | Path) -> dict[str, list[np.ndarray]]:
     path = Path(path)
     try:
         mat = scipy.io.loadmat(path)
-    except (ValueError, TypeError, OSError, EOFError, NotImplementedError) as error:
-        raise DataError(f"{path} is not a readable MATLAB file ({error}); it may be truncated: "
-                        "delete it and fetch it again") from error
+    except Exception as error:         # damaged bytes surface as zlib, struct, value or MatReadError errors
+        raise DataError(f"{path} is not a readable MATLAB file ({type(error).__name__}: {error}); it may be "
+                        "damaged or truncated: delete it and fetch it again") from None
     splits = {}
     for split in SPLITS:
         cells = mat.get(split + "data")

@@ -170,8 +170,9 @@ def load_prepared(path: str | Path, batch_size: int, window: int = 40, seed: int
         _verify(path, manifest)
     chunks = manifest["splits"]["train"]["chunks"]
     if chunks < batch_size:
-        raise ValueError(f"{path} has {chunks} training chunks of {chunk} steps, fewer than one batch of "
-                         f"{batch_size}; load it with batch_size <= {chunks} or prepare more audio")
+        raise PreparationError(f"{path} has {chunks} training chunk(s) of {chunk} steps, fewer than one batch of "
+                               f"{batch_size}: train with --set batch_size={chunks} (batch_size={chunks} in "
+                               f"Python) or less, or prepare more audio")
     train = ChunkBatches(pcm["train"][:chunks * chunk].reshape(chunks, chunk, d), batch_size, window,
                          seed, mean=mean, std=std)
     piece = round(0.5 * manifest["sample_rate"] / d)     # steps in 0.5 s

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from ..errors import UserError
 from .registry import DATA_DIR, data_dir
@@ -128,7 +129,7 @@ def folder(root: str | Path, name: str = "folder", fractions: tuple[float, float
                           f"into train/valid/test needs at least 3. {WHERE_TO_GET[name]}.")
     base = os.path.commonpath([os.path.dirname(p) for p in paths])    # "" when some lie in root
     recordings = [Recording(p[len(base) + 1:] if base else p, p, "train") for p in paths]
-    _assign(recordings, {"valid": fractions[0], "test": fractions[1]}, seed)
+    _assign(recordings, {"valid": fractions[0], "test": fractions[1]}, seed, [_holds_a_frame(root / p) for p in paths])
     rule = (f"files shuffled (sorted paths, numpy default_rng({seed})): {fractions[0]:.0%} valid, "
             f"{fractions[1]:.0%} test, rest train")
     return Corpus(name, root, recordings, "0.5 s", rule)
@@ -144,10 +145,12 @@ def sample(seed: int = 1234) -> Corpus:
     return folder(data_dir() / SAMPLE, "sample", (0.05, 0.05), seed)
 
 
-def _assign(recordings: list[Recording], fractions: dict[str, float], seed: int) -> None:
+def _assign(recordings: list[Recording], fractions: dict[str, float], seed: int,
+            usable: list[bool] | None = None) -> None:
     """Give each named split round(fraction * n) files (at least one), drawn in a seeded
-    permutation of the sorted list; the rest keep their split."""
-    order = np.random.default_rng(seed).permutation(len(recordings))
+    permutation of the sorted list; the rest keep their split. Files not ``usable`` are never
+    drawn (they stay where preparation leaves them out, never emptying a split alone)."""
+    order = [i for i in np.random.default_rng(seed).permutation(len(recordings)) if usable is None or usable[i]]
     start = 0
     for split, fraction in fractions.items():
         n = max(1, int(fraction * len(recordings) + 0.5))
@@ -170,6 +173,16 @@ def _timit_base(root: Path) -> Path:
         level = [p for candidate in level for p in _subfolders(candidate)]
     raise CorpusError(f"no TRAIN and TEST folders found in {root} (nor two levels below it). "
                       f"{WHERE_TO_GET['timit']}.")
+
+
+def _holds_a_frame(path: Path) -> bool:
+    """Whether the header of ``path`` promises one 200-sample frame at 16 kHz (a file that cannot
+    be read, or holds no samples, will be left out of the data)."""
+    try:
+        info = sf.info(str(path))
+    except Exception:            # libsndfile's errors for a file that is not audio
+        return False
+    return info.frames * 16000 >= 200 * info.samplerate
 
 
 def _subfolders(path: Path) -> list[Path]:

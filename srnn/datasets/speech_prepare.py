@@ -9,7 +9,8 @@ themselves. Layout of ``<out_root>/<corpus>-<identity hash>/``:
 - ``manifest.json``, written last: recordings with their sha256, durations, and where
   they lie in their split's file (``first_step`` and ``steps``, in 200-sample frames),
   the mean and std of the TRAINING samples (applied to every split when loading), the
-  settings, and every file that was skipped, too short, downmixed, resampled or clipped,
+  settings, and every file that was left out (unreadable or damaged, empty or too short, or
+  silent), downmixed, resampled or clipped,
   or whose stereo channels cancelled out in the mono mix. All but the downmixed are also
   told while preparing, one warning line per kind (``NOTICES``);
 - ``sha256-cache.json``: the split files' sha256, with which
@@ -54,7 +55,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import UserError
-from ..files import FileFormatError, locked, read_json, write_json
+from ..files import FileFormatError, locked, named, read_json, write_json
 from .audio import CANCELLED_BELOW, INT16_SCALE, RESAMPLER, SAMPLE_RATE, AudioError, read_audio, to_int16
 from .registry import sha256_of
 from .speech_corpora import Corpus, Recording
@@ -64,13 +65,17 @@ SAMPLES_PER_STEP = 200       # x_t is a frame of 200 samples (12.5 ms)
 SPLITS = ("train", "valid", "test")
 SHA256_CACHE = "sha256-cache.json"
 NOTICES = {                  # manifest lists told as warnings: what happened to their files
-    "skipped": "unreadable file(s) left out (--skip-bad)",
-    "too_short": "file(s) shorter than one 200-sample frame left out",
+    "skipped": "unreadable or damaged file(s) left out (--skip-bad)",
+    "too_short": "file(s) empty or shorter than one 200-sample frame left out",
+    "silent": "silent file(s) (every sample 0 at 16 bits) left out",
     "cancelled": (f"stereo file(s) nearly silent in the data, their channels cancelling out in the "
                   f"mono mix (mono RMS under {CANCELLED_BELOW} x the channels' RMS)"),
     "resampled": f"file(s) resampled to {SAMPLE_RATE} Hz",
     "clipped": "file(s) with samples clipped to 16 bits",
 }
+
+
+LEFT_OUT = ("skipped", "too_short", "silent")     # the kinds of files that are not in the data
 
 
 class PreparationError(UserError, RuntimeError):
@@ -120,7 +125,7 @@ def _prepare_in(out: Path, corpus: Corpus, settings: dict, digest: str, sources:
     for split in SPLITS:
         os.replace(out / f"{split}.i16.partial", out / f"{split}.i16")
     hashes = sha256_cached([out / f"{split}.i16" for split in SPLITS], out / SHA256_CACHE)
-    splits = {split: _describe(out, split, [r for r in records if r["split"] == split and r["steps"]],
+    splits = {split: _describe(corpus, split, [r for r in records if r["split"] == split],
                                settings["chunk_steps"], sha256) for split, sha256 in zip(SPLITS, hashes)}
     train = splits["train"]["recordings"]
     n = sum(rec["steps"] for rec in train) * SAMPLES_PER_STEP
@@ -142,7 +147,8 @@ def _prepare_in(out: Path, corpus: Corpus, settings: dict, digest: str, sources:
         "splits": splits,
         "skipped": [{"path": r["path"], "error": r["error"]} for r in records if "error" in r],
         "too_short": [{"path": r["path"], "samples": r["samples"]} for r in records
-                      if "error" not in r and not r["steps"]],
+                      if "error" not in r and not r["steps"] and not r.get("silent")],
+        "silent": [{"path": r["path"], "samples": r["samples"]} for r in records if r.get("silent")],
         "downmixed": [{"path": r["path"], "channels": r["source_channels"]} for r in records
                       if r.get("source_channels", 1) > 1],
         "cancelled": [{"path": r["path"], "mix_rms_ratio": r["mix_rms_ratio"]} for r in records
@@ -156,8 +162,9 @@ def _prepare_in(out: Path, corpus: Corpus, settings: dict, digest: str, sources:
     for kind, what in NOTICES.items():
         paths = [entry["path"] for entry in manifest[kind]]
         if paths:
-            more = ", ..." if len(paths) > 3 else ""
-            warnings.warn(f"{corpus.name}: {len(paths)} {what}: {', '.join(paths[:3])}{more} (all under "
+            shown = len(paths) if kind in LEFT_OUT else 3          # every file left out is named
+            more = ", ..." if len(paths) > shown else ""
+            warnings.warn(f"{corpus.name}: {len(paths)} {what}: {', '.join(paths[:shown])}{more} (all under "
                           f"'{kind}' in {out / 'manifest.json'})", stacklevel=2)
 
 
@@ -187,9 +194,12 @@ def _decode_all(corpus: Corpus, sources: list[str], out: Path, permutation: np.n
             info, pcm = _decode(rec, corpus.root, sources[i], permutation, skip_bad)
             if info["steps"]:
                 f = files[rec.split]
-                f.write(pcm.tobytes())
-                f.flush()
-                os.fsync(f.fileno())
+                try:
+                    f.write(pcm.tobytes())
+                    f.flush()
+                    os.fsync(f.fileno())
+                except OSError as err:                  # e.g. a full disk: say which file
+                    raise named(err, f.name) from None
                 info["first_step"] = steps[rec.split]
                 steps[rec.split] += info["steps"]
             write_json(log / f"{i:06d}.json", info)
@@ -214,6 +224,8 @@ def _decode(rec: Recording, root: Path, sha256: str, permutation: np.ndarray | N
         return {**info, "error": str(e)}, None
     steps = len(audio.samples) // SAMPLES_PER_STEP
     pcm, clipped = to_int16(audio.samples[:steps * SAMPLES_PER_STEP])
+    if steps and not pcm.any():             # digital silence: nothing to learn, and no std to normalize by
+        return {**info, "samples": len(audio.samples), "silent": True}, None
     if permutation is not None:
         pcm = pcm.reshape(steps, SAMPLES_PER_STEP)[:, permutation].ravel()
     wide = pcm.astype(np.float64)
@@ -224,11 +236,15 @@ def _decode(rec: Recording, root: Path, sha256: str, permutation: np.ndarray | N
     return info, pcm
 
 
-def _describe(out: Path, split: str, records: list[dict], chunk_steps: int, sha256: str) -> dict:
-    """The manifest entry of a split whose file is complete."""
+def _describe(corpus: Corpus, split: str, records: list[dict], chunk_steps: int, sha256: str) -> dict:
+    """The manifest entry of a split whose file is complete, from the log entries of its files."""
+    left_out = [r["path"] for r in records if not r["steps"]]
+    records = [r for r in records if r["steps"]]
     if not records:
-        raise PreparationError(f"the {split} split is empty: every one of its files was skipped or "
-                               f"shorter than one frame (see {out / 'log'})")
+        listed = ", ".join(left_out[:5]) + (", ..." if len(left_out) > 5 else "")
+        raise PreparationError(f"the {split} split of {corpus.root} is empty: its {len(left_out)} file(s) were "
+                               f"all left out as unreadable, damaged, empty, too short or silent ({listed}); "
+                               f"replace or remove them, or add recordings")
     steps = sum(r["steps"] for r in records)
     if split == "train" and steps < chunk_steps:
         raise PreparationError(f"the training split holds {steps * SAMPLES_PER_STEP / SAMPLE_RATE:.2f} s "

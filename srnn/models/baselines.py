@@ -57,7 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Config
+from ..config import Config, ConfigError
 from .model import (
     MLP,
     SRNN,
@@ -272,5 +272,15 @@ CLASSES = {"srnn": SRNN, "vrnn": VRNN, "rnn": RNN}
 
 
 def build_model(cfg: Config) -> nn.Module:
-    """The model that ``cfg.model`` names, freshly initialized."""
-    return CLASSES[cfg.model](cfg)
+    """The model that ``cfg.model`` names, freshly initialized. Sizes whose weights the machine
+    cannot hold raise a ConfigError that names them and the number of weights."""
+    try:
+        return CLASSES[cfg.model](cfg)
+    except (RuntimeError, MemoryError) as err:      # torch.OutOfMemoryError is a RuntimeError
+        if not isinstance(err, MemoryError) and "allocate" not in str(err):
+            raise
+        with torch.device("meta"):                  # counted from the shapes alone
+            count = sum(p.numel() for p in CLASSES[cfg.model](cfg).parameters())
+        raise ConfigError(f"the model of d_dim={cfg.d_dim}, z_dim={cfg.z_dim}, mlp_dim={cfg.mlp_dim} has "
+                          f"{count:,} weights ({4 * count / 2**30:,.1f} GiB), more than this machine can hold: "
+                          f"choose smaller sizes (the paper's largest, blizzard, has d_dim=2048)") from None

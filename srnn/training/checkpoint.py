@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -36,24 +37,41 @@ def save_checkpoint(path: str | Path, payload: dict) -> None:
     write_atomic(path, buffer.getvalue())
 
 
-def load_checkpoint(path: str | Path) -> dict:
+GIVE_ANOTHER = "give the last.pt or best.pt of a run that srnn trained (runs/<id>/)"
+
+
+def load_checkpoint(path: str | Path, fix: str = GIVE_ANOTHER) -> dict:
+    """The checkpoint in ``path``, read safely (``weights_only``: tensors and plain values,
+    never code). A file that is not one raises a CheckpointError naming it and ``fix``."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}: train a model into that run folder first, "
                               f"or give the path of an existing last.pt / best.pt")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():           # torch's notes on a foreign pickle: the error says it all
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); it is "
-                              f"corrupt or not an srnn checkpoint: delete it and resume from the other "
-                              f"checkpoint of the run (last.pt / best.pt) or retrain") from None
+        raise CheckpointError(f"checkpoint {path} cannot be read ({_why(err)}): it is damaged, cut short or "
+                              f"not an srnn checkpoint; {fix}") from None
     missing = [k for k in REQUIRED if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
-        raise CheckpointError(f"checkpoint {path} lacks {missing}: it is not an srnn checkpoint")
+        raise CheckpointError(f"checkpoint {path} lacks {missing}: it is not an srnn checkpoint; {fix}")
     if ckpt["format"] != FORMAT:
         raise CheckpointError(f"checkpoint {path} has format {ckpt['format']}, this srnn reads format "
                               f"{FORMAT}: use the srnn version that wrote it")
     return ckpt
+
+
+def _why(err: Exception) -> str:
+    """What torch.load found, without its advice to load the file unsafely (an srnn checkpoint
+    never needs that, and a file of unknown origin must not get it)."""
+    text = str(err)
+    if "Weights only load failed" in text:
+        found = text.split("WeightsUnpickler error:", 1)[1].strip().split("\n")[0] if "WeightsUnpickler error:" \
+            in text else ""
+        return "safe loading (tensors and plain values only) refuses it" + (f": {found.rstrip('.')}" if found else "")
+    return f"{type(err).__name__}: {' '.join(text.split())[:160]}"
 
 
 def identity(config: Config | dict, data: dict | None) -> dict:

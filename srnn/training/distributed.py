@@ -99,13 +99,19 @@ def current_world() -> World:
     return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank())))
 
 
-def start_from_environment(device_name: str) -> World:
+def start_from_environment(device_name: str, batch_size: int | None = None) -> World:
     """Join the process group that ``torchrun`` describes in the environment (RANK,
     WORLD_SIZE, MASTER_ADDR, ...): NCCL between GPUs, gloo on CPUs. Without torchrun, a
-    world of one and no process group."""
+    world of one and no process group. A ``batch_size`` that the processes cannot share is
+    refused first, before any process waits for another: the first process of each node
+    says so in one line, the others leave without a word."""
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         return World()
     local = int(os.environ.get("LOCAL_RANK", 0))
+    if batch_size is not None and batch_size % int(os.environ["WORLD_SIZE"]):
+        if local:
+            raise SystemExit(2)
+        check_batch_size(World(size=int(os.environ["WORLD_SIZE"])), batch_size)
     gpu = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
     if gpu:
         if local >= torch.cuda.device_count():
@@ -123,6 +129,10 @@ def device_of(world: World, device: torch.device) -> torch.device:
 
 
 def check_batch_size(world: World, batch_size: int) -> None:
+    """Each process trains batch_size / processes rows: refuse a batch that does not split evenly."""
     if batch_size % world.size:
+        divisors = [n for n in range(1, min(batch_size, 64) + 1) if batch_size % n == 0]
         raise DistributedError(f"batch_size={batch_size} does not split over {world.size} processes: start a "
-                               f"number of processes that divides it, or a run with another batch_size")
+                               f"number of processes that divides it ({', '.join(map(str, divisors))}, over all nodes "
+                               f"together), or set another batch_size "
+                               f"(--set batch_size=N, a multiple of {world.size})")

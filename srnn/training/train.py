@@ -13,7 +13,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -35,16 +35,20 @@ from .tally import FiniteGuard, Tally
 
 
 def train(cfg: Config, train_data, valid: Sequence[Batch], run_dir: str | Path, *, data: dict | None = None,
-          checkpoint_every: int = 500, progress: bool = True) -> list[dict]:
+          checkpoint_every: int = 500, progress: bool = True,
+          on_start: Callable[[int], None] | None = None) -> list[dict]:
     """Train (or resume) the run in ``run_dir``; return its history, one record per epoch.
 
     ``train_data`` has ``len()`` (updates per epoch) and ``batches(epoch, start)``;
     ``valid`` is a list of batches for :func:`~srnn.training.evaluate.evaluate`; ``data`` is the
     data set's fingerprint, which the checkpoints carry: a folder holding a run of another
     config (beyond how long it trains, and where) or other data is refused. ``last.pt`` is
-    also written every ``checkpoint_every`` updates inside an epoch.
+    also written every ``checkpoint_every`` updates inside an epoch. ``on_start`` is called,
+    once the run is made or restored, with the number of epochs its checkpoint holds.
     """
     run = Run(cfg, Path(run_dir), data)
+    if on_start is not None:
+        on_start(len(run.history))
     updates = len(train_data)
     epoch = run.pos["epoch"]
     while keep_training(cfg, run.history):
@@ -82,7 +86,8 @@ class Run:
             torch.manual_seed(cfg.seed + 1 + world.rank)
         self.last = run_dir / "last.pt"
         if self.last.exists():
-            self.resume(load_checkpoint(self.last))
+            self.resume(load_checkpoint(self.last, fix="delete it and run the same command again: the run "
+                                                        "then trains again from its first epoch"))
         if world.main:
             write_atomic(run_dir / "config.json", cfg.to_json())
         self.t0 = time.time()                                   # this start's clock: elapsed adds to it

@@ -9,9 +9,10 @@ model tests notice every time.
 Each mutant replaces one exact piece of text in the package (a constant, a term, an
 input, an initialization, a protocol detail). The package and the tests are copied to a
 temporary folder, the mutant is applied there (the working tree is never touched), and
-the model, training and multi-process tests (SUITE) run against the copy, the baselines'
-first: they are the quickest, and they share the SRNN module's parts. A mutant is caught when at least one test fails;
-the table names the first. The unmutated copy must pass first, so that a failure is the
+the protocol, model, training and multi-process tests (SUITE) run against the copy, the
+quickest first (the protocol's, then the baselines', which share the SRNN module's parts),
+stopping at the first failure. A mutant is caught when at least one test fails; the table
+names the first. The unmutated copy must pass first, so that a failure is the
 mutant's doing.
 """
 from __future__ import annotations
@@ -27,9 +28,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITE = ["tests/test_baselines.py", "tests/test_fidelity.py", "tests/test_model.py", "tests/test_train.py",
-         "tests/test_protocol.py",
-         "tests/test_distributed.py"]
+SUITE = ["tests/test_protocol.py", "tests/test_baselines.py", "tests/test_train.py", "tests/test_fidelity.py",
+         "tests/test_model.py", "tests/test_distributed.py"]
 
 # (name, what it breaks, file, text, replacement)
 MUTANTS = [

@@ -18,6 +18,7 @@ from .records.store import load_runs
 from .records.tables import print_tables
 
 CLONE_RESULTS = Path(__file__).resolve().parent.parent / "results"     # where the package lies in a clone
+IN_CLONE = (CLONE_RESULTS.parent / "pyproject.toml").is_file()          # not so for `pip install .`
 STAND = ("<!-- where we stand: python -m srnn.results --readme -->", "<!-- end of where we stand -->")
 
 
@@ -46,10 +47,12 @@ def main(argv: list[str], prog: str = "python -m srnn.results") -> int:
     return 0
 
 
-def records_folder(given: Path | None, here: Path = Path("results"), clone: Path = CLONE_RESULTS) -> Path:
-    """The folder of records to read: ``given``, else ``here`` (./results), else the clone's
-    results/ beside the package; one that holds no record is refused, naming where it looked."""
-    looked = [given] if given is not None else list(dict.fromkeys([here.resolve(), clone]))
+def records_folder(given: Path | None, here: Path = Path("results"),
+                   clone: Path | None = CLONE_RESULTS if IN_CLONE else None) -> Path:
+    """The folder of records to read: ``given``, else ``here`` (./results), else the results/
+    of the clone the package runs from (none for an installed package); one that holds no
+    record is refused, naming where it looked."""
+    looked = [given] if given is not None else list(dict.fromkeys(p for p in (here.resolve(), clone) if p))
     for folder in looked:
         if any(folder.glob("*/*/run.json")):
             return folder

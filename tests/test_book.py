@@ -201,3 +201,18 @@ def test_the_gpus_pages_spread_over_are_the_visible_ones(monkeypatch):
     assert runner.visible_gpus("cuda") == ["2", "7"]
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)      # the variable set, no GPU
     assert runner.visible_gpus("auto") == []
+
+
+def test_the_parameters_cells_are_hidden_from_the_page_and_kept_in_the_notebook():
+    import nbformat
+
+    from srnn.runner import hide_parameters
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title"),
+                                         nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+                                         nbformat.v4.new_code_cell("x = 2", metadata={"tags": ["injected-parameters"]}),
+                                         nbformat.v4.new_code_cell("print(x)")])
+    hide_parameters(nb)
+    hide_parameters(nb)
+    assert [c.metadata.get("tags", []) for c in nb.cells] == [
+        [], ["parameters", "remove-cell"], ["injected-parameters", "remove-cell"], []]
+    assert [c.source for c in nb.cells][1:3] == ["x = 1", "x = 2"]

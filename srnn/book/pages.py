@@ -90,7 +90,8 @@ def run_summary(record: dict) -> str:
     changed = departures(record)
     if changed:
         first += f"**Not the paper's settings** ({', '.join(changed)}): not comparable with the paper's tables. "
-    return (f"{first}Run `{record['id']}`, profile `{record['profile']}`: {record['epochs']} epochs on "
+    epochs = f"{record['epochs']} epoch" + "s" * (record["epochs"] != 1)
+    return (f"{first}Run `{record['id']}`, profile `{record['profile']}`: {epochs} on "
             f"{record['hardware']['device']} in {record['wall_time_s'] / 60:.1f} min; best validation "
             f"bound at epoch {record['best_epoch']}{still}. Reproduce with `{record['command']}`.")
 

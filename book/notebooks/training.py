@@ -88,11 +88,11 @@ if train:
 # Trained with the paper's settings and committed to `results/`: with the original code's
 # protocol, or, until that run is committed, the run of this project's first protocol.
 
-# %%
+# %% tags=["remove-input"]
 committed = pages.committed_record(domain, name)
 display(Markdown(pages.missing_run(data_name, domain, name, page, corpus_env) if committed is None else pages.run_summary(committed)))
 
-# %% mystnb={"figure": {"caption": "The committed run with the paper's settings: bound and KL per step during training (training averages use the annealed beta; validation uses beta = 1), the y-axes fitted to where the curves converge."}}
+# %% tags=["remove-input"] mystnb={"figure": {"caption": "The committed run with the paper's settings: bound and KL per step during training (training averages use the annealed beta; validation uses beta = 1), the y-axes fitted to where the curves converge."}}
 if committed is not None:
     display(training_curves(committed["history"], title=f"{data_name}, {committed['variant']}, {pages.ran_on(committed)}"))
 
@@ -111,7 +111,7 @@ display(Markdown(text if domain == "music" else "The speech pages have no search
 markdown_table(headers, rows, empty="no chosen setting yet", name=f"tab-chosen-{page}",
                caption=f"{data_name}: the setting chosen on validation, over its seeds, beside the paper-settings run.")
 
-# %% mystnb={"figure": {"caption": "Validation ELBO per step of the paper-settings run and of the chosen setting's runs (every seed), zoomed where they converge."}}
+# %% tags=["remove-input"] mystnb={"figure": {"caption": "Validation ELBO per step of the paper-settings run and of the chosen setting's runs (every seed), zoomed where they converge."}}
 shown = ({"paper's settings": committed} if committed else {}) | {f"chosen, seed {r['seed']}": r for r in (found or {}).get("seeds", [])}
 if len(shown) > 1:
     display(validation_curves(shown, ["elbo_per_step"], f"{data_name}: validation bound"))
@@ -123,14 +123,14 @@ if len(shown) > 1:
 # pipeline works, not what SRNN can do. A `paper` build writes its run to `results/`,
 # so it is the committed run above.
 
-# %%
+# %% tags=["remove-input"]
 fresh = pages.batch_record(domain, name, results_dir)
 if fresh is None:
     print(f"none: this {profile!r} build did not train a separate run of this page")
 else:
     display(Markdown(pages.run_summary(fresh)))
 
-# %% mystnb={"figure": {"caption": "This build's run: bound and KL per step during training."}}
+# %% tags=["remove-input"] mystnb={"figure": {"caption": "This build's run: bound and KL per step during training."}}
 if fresh is not None:
     display(training_curves(fresh["history"], title=f"{data_name}, {fresh['variant']}, {fresh['profile']}, {pages.ran_on(fresh)}"))
 records = [r for r in (committed, fresh) if r is not None]

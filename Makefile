@@ -1,8 +1,10 @@
 # The two README commands: `make book` and `make test`. Both create .venv on first use.
+# `make publish` builds the book and pushes its HTML to the gh-pages branch of REMOTE (origin).
 PY := .venv/bin/python
 PROFILE ?= smoke
 DEVICE ?= auto
 JOBS ?=
+REMOTE ?= origin
 
 .venv/done: pyproject.toml constraints.txt requirements.lock
 	python3 -m venv .venv
@@ -14,8 +16,10 @@ setup: .venv/done
 
 book: setup
 	$(PY) -m srnn.runner --profile $(PROFILE) --device $(DEVICE) $(if $(JOBS),--jobs $(JOBS))
-	.venv/bin/jupyter-book build book/ -W -n --keep-going
-	@echo "The book is at file://$(CURDIR)/book/_build/html/index.html"
+	$(PY) -m srnn.publish build
+
+publish: book
+	$(PY) -m srnn.publish push --remote $(REMOTE)
 
 test: setup
 	$(PY) -m ruff check srnn tests scripts book/notebooks benchmarks
@@ -29,4 +33,4 @@ lock:
 	head = [l for l in open('requirements.lock') if l.startswith('#')]; \
 	open('requirements.lock', 'w').writelines(head + [p + '\n' for p in pins if not p.startswith(('torch==', 'srnn=='))])"
 
-.PHONY: setup book test lock
+.PHONY: setup book publish test lock

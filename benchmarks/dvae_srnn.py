@@ -1,5 +1,5 @@
 """The DVAE project's SRNN (Bie et al., github.com/XiaoyuBIE1994/DVAE, GPL-3.0) at a preset's
-sizes, for ``update_time.py --dvae PATH``: issue 12 sets the package's CPU update against
+sizes, for ``update_time.py --dvae PATH``: the goal for the package's CPU update is at least
 its speed on the same machine. It is not part of this project: the user's own clone at PATH
 is loaded at run time, and only its model file, ``dvae/model/srnn.py``.
 

@@ -23,7 +23,7 @@ path leaves in the caches for the next, falls on all alike.
 - ``--compile`` also times the package with ``compile=true`` (its first, compiling update is
   the warm-up).
 - ``--dvae PATH`` also times the SRNN of the DVAE project from a clone of it at PATH
-  (``benchmarks/dvae_srnn.py``; issue 12's goal for the CPU), and prints the floating-point
+  (``benchmarks/dvae_srnn.py``; the goal for the CPU update is at least its speed), and prints the floating-point
   operations of an update of each model.
 - ``--iwae`` times the K=100 bound of long pieces with the observed path computed once per
   batch against once per group of samples.

@@ -25,7 +25,7 @@ commands() {
   echo "speech --prepared $PERM"
   echo "speech --prepared $PERM --preset vrnn_speech_small"
   echo "speech --prepared $PERM --preset rnn_speech_small"
-  # made before issue 10 with this project's first protocol (see results/README.md)
+  # this project's first protocol, before the original code's protocol became the default (see results/README.md)
   echo "speech --prepared $PLAIN --name legacy --set filter_layers=1 init=stacked valid_state=carry test_pass=windows"
 }
 

@@ -79,7 +79,7 @@ MUTANTS = [
      'x_dim=88, output="bernoulli", d_dim=300,', 'x_dim=88, output="bernoulli", d_dim=256,'),
     ("lr-decay", "the learning rate decays one epoch early", "srnn/training/schedule.py",
      "max(0, epoch + 1 - cfg.lr_decay_start)", "max(0, epoch + 2 - cfg.lr_decay_start)"),
-    # The baselines (srnn/models/baselines.py, issue 13).
+    # The baselines (srnn/models/baselines.py).
     ("vrnn-prior-h", "VRNN's prior ignores h_{t-1}", "srnn/models/baselines.py",
      "mu_p, logvar_p = self.prior_params(h_out)", "mu_p, logvar_p = self.prior_params(torch.zeros_like(h_out))"),
     ("vrnn-emission-h", "VRNN's emission does not see h_{t-1}", "srnn/models/baselines.py",
@@ -173,7 +173,7 @@ MUTANTS = [
      "std().item() / draws ** 0.5", "std().item() / draws"),
     ("test-paths", "the test ELBO from the first sample path only", "srnn/training/evaluate.py",
      "elbo = (ll - kl).mean(0)", "elbo = (ll - kl)[0]"),
-    # Training over several processes (srnn/training/distributed.py, issue 12).
+    # Training over several processes (srnn/training/distributed.py).
     ("ddp-scale", "each rank's loss not scaled by the number of ranks: half the gradient", "srnn/training/train.py",
      "(loss * world.size if world.active else loss).backward()", "loss.backward()"),
     ("ddp-rng", "a resumed rank draws from rank 0's generator", "srnn/training/train.py",

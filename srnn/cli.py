@@ -5,8 +5,8 @@
     srnn evaluate --pretrained jsb music --dataset jsb  # a trained model's bounds on a data set
     srnn generate --pretrained jsb --pieces 4 --out samples
     srnn results                                        # the paper's tables next to our records
-    srnn book --profile smoke                           # execute the book's notebooks
-    srnn settings                                       # every config field, its default and meaning
+    srnn book --profile smoke                           # execute the book's notebooks (from a clone)
+    srnn settings --preset music                        # every setting, the preset's value and meaning
 
 ``srnn <command> --help`` tells more; ``python -m srnn.experiment`` and the other modules'
 commands keep working. Add ``--debug`` to see the traceback of an error.
@@ -28,11 +28,11 @@ from .files import folder_replaced_whole
 # command: (module whose main() runs it, what it does)
 DELEGATED = {"prepare": ("srnn.speech", "prepare a speech corpus once (TIMIT, Blizzard, a folder, the sample)"),
              "train": ("srnn.experiment", "train a model, select it on validation, test it and record the run"),
-             "results": ("srnn.results", "print the paper's tables next to the committed records"),
-             "book": ("srnn.runner", "execute the book's notebooks (then: jupyter-book build book/)")}
+             "results": ("srnn.results", "print the paper's tables next to the records of results/"),
+             "book": ("srnn.runner", "execute the book's notebooks, from a clone (then: jupyter-book build book/)")}
 OWN = {"evaluate": "the bounds of a trained model (pretrained or a checkpoint) on a data set",
        "generate": "piano rolls from a trained music model, as MIDI and WAV, new or continuing a test piece",
-       "settings": "every config setting with its default and meaning"}
+       "settings": "every config setting with its default (or a preset's value) and meaning"}
 
 
 @command_line
@@ -55,16 +55,31 @@ def main(argv: list[str]) -> int:
 
 
 def settings_command(argv: list[str]) -> int:
-    parser = ArgumentParser(prog="srnn settings", description=OWN["settings"] + " (or its value in a preset)")
-    parser.add_argument("--preset", help="show this preset's values (e.g. music, timit, vrnn_music)")
+    from .config import BASELINE_PRESETS, PRESETS
+
+    parser = ArgumentParser(prog="srnn settings", description=OWN["settings"] + ". A run takes a preset "
+                            "(--preset) and changes fields of it with --set FIELD=VALUE.")
+    parser.add_argument("--preset", choices=sorted({**PRESETS, **BASELINE_PRESETS}), metavar="NAME",
+                        help="show this preset's values, marking those it changes from the defaults "
+                             f"(one of: {', '.join(sorted({**PRESETS, **BASELINE_PRESETS}))})")
     args = parser.parse_args(argv)
     print(settings_help(args.preset))
     return 0
 
 
+def _pretrained_help() -> str:
+    from .pretrained import PRETRAINED
+
+    shipped = [name for name, p in PRETRAINED.items() if p.file.shipped]
+    other = [name for name in PRETRAINED if name not in shipped]
+    return (f"a trained model by name: {', '.join(shipped)} (shipped with the package)"
+            + (f"; {', '.join(other)} only where you copied its exported file into $SRNN_CACHE "
+               "(see srnn.pretrained)" if other else ""))
+
+
 def _model_options(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--pretrained", help="a shipped or registered model (srnn.pretrained): jsb, ...")
+    which.add_argument("--pretrained", metavar="NAME", help=_pretrained_help())
     which.add_argument("--checkpoint", help="a run's checkpoint, e.g. runs/jsb-npz-smooth-resq/best.pt")
     parser.add_argument("--seed", type=int, default=0, help="seeds the sampling (default: 0)")
 
@@ -82,11 +97,13 @@ def evaluate_command(argv: list[str]) -> int:
     parser = ArgumentParser(prog="srnn evaluate", description=OWN["evaluate"] + ": the ELBO and the "
                             "importance-weighted bound per step, averaged over sequences as the authors' code")
     _model_options(parser)
-    parser.add_argument("domain", choices=["music", "speech"])
+    parser.add_argument("domain", choices=["music", "speech"], help="the kind of data: music (needs --dataset) "
+                        "or speech (needs --prepared)")
     parser.add_argument("--dataset", choices=["jsb", "nottingham", "muse", "piano"], help="music: the data set")
     parser.add_argument("--form", default="npz", choices=["npz", "classic", "pickle"], help="music: its form")
     parser.add_argument("--prepared", help="speech: a folder that srnn prepare made")
-    parser.add_argument("--split", default="test", choices=["valid", "test"])
+    parser.add_argument("--split", default="test", choices=["valid", "test"],
+                        help="which split to score (default: test)")
     parser.add_argument("--iwae-samples", type=int, default=1, help="K of the importance-weighted bound (1: none)")
     args = parser.parse_args(argv)
     if args.iwae_samples < 1:
@@ -121,19 +138,26 @@ def generate_command(argv: list[str]) -> int:
                             "per piece and the first piece's opening as a WAV clip")
     _model_options(parser)
     parser.add_argument("--out", required=True,
-                        help="the folder to write into: a new or empty one, or one that an earlier srnn generate "
-                             "wrote, which is replaced whole (its old pieces never stay beside the new ones)")
+                        help="the folder to write into: new or empty, or with --overwrite one that an earlier "
+                             "srnn generate wrote, which is then replaced whole")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier srnn generate output in --out, whole (its old pieces never stay "
+                             "beside the new ones)")
     parser.add_argument("--pieces", type=int, default=4, help="how many pieces (default: 4)")
     parser.add_argument("--steps", type=int, default=64, help="new steps per piece (default: 64)")
     parser.add_argument("--step-seconds", type=float, default=0.25, help="the duration of one step (default: 0.25)")
     parser.add_argument("--continue-piece", type=int, metavar="N",
                         help="continue test piece N of the model's data set instead of starting from silence")
-    parser.add_argument("--prefix-steps", type=int, default=16, help="how much of that piece to continue (16)")
+    parser.add_argument("--prefix-steps", type=int, default=16,
+                        help="how many steps of that piece open each new one (default: 16)")
     args = parser.parse_args(argv)
     if min(args.pieces, args.steps, args.prefix_steps) < 1 or args.step_seconds <= 0:
         parser.error("--pieces, --steps and --prefix-steps must be at least 1, --step-seconds above 0")
     out = Path(args.out)
     _check_output_folder(out)
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        raise UserError(f"--out {out} already holds an earlier output; name a new folder, or add --overwrite to "
+                        f"replace it whole")
     model = _load(args)
     if model.cfg.output != "bernoulli":
         raise UserError(f"{args.pretrained or args.checkpoint} is a speech model: srnn generate writes music; "

@@ -26,7 +26,8 @@ PRECISIONS = ("fp32", "tf32", "bf16")
 
 # What a stored config that predates a field ran with. A record or checkpoint written
 # before these fields existed used this project's first protocol, which departed from the
-# original code here (issue 10) and had no early stopping; ``from_dict`` fills them in so
+# original code here (before the original code's protocol became the default) and had no
+# early stopping; ``from_dict`` fills them in so
 # that an old run is never read as a run of today's defaults.
 BEFORE_FIELDS = {"init": "stacked", "filter_layers": 1, "valid_state": "carry", "test_pass": "windows",
                  "patience": 0}
@@ -78,7 +79,7 @@ class Config:
     drop_z: float = 0.0              # dropout on z_t where it feeds the emission (p_z_drop); VRNN: the same
     init: str = "original"           # "original": every layer as the original code initializes it;
                                      # "stacked": Glorot-normal everywhere, each head's two hidden
-                                     # layers drawn as one stacked matrix (this project until issue 10)
+                                     # layers drawn as one stacked matrix (this project's first protocol)
     vrnn_prior: str = "learned"      # VRNN's p(z_t | h_{t-1}): "learned", or "standard" N(0, I) (VRNN-I)
     # --- training (FACTS.md section 2) ---
     batch_size: int = 64             # sequences per update
@@ -217,15 +218,19 @@ def field_help() -> dict[str, tuple[object, str]]:
 
 
 def settings_help(preset_name: str | None = None) -> str:
-    """The settings a command line can ``--set``, one line each with its default (or its value
-    in the preset ``preset_name``), and the presets."""
-    values = preset(preset_name).to_dict() if preset_name else {}
-    lines = [f"  {name:16s} {json.dumps(values.get(name, default)):16s} {meaning}"
+    """The settings a command line can ``--set``, one line each with its value and meaning:
+    the dataclass's defaults, or with ``preset_name`` that preset's values (a ``*`` marks
+    those the preset changes); then the presets."""
+    values = dataclasses.asdict(preset(preset_name)) if preset_name else {}
+    lines = [f"  {name:16s} {json.dumps(values.get(name, default)):16s} "
+             f"{'*' if name in values and values[name] != default else ' '} {meaning}"
              for name, (default, meaning) in field_help().items() if name != "name"]
-    which = (f"the values of the preset {preset_name!r}" if preset_name else
-             "the defaults below are the dataclass's, a preset changes some")
-    return (f"settings (--set FIELD=VALUE; {which}):\n"
-            + "\n".join(lines) + f"\npresets (--preset): {', '.join(sorted({**PRESETS, **BASELINE_PRESETS}))}")
+    head = (f"settings of the preset {preset_name!r} (--preset {preset_name}; * marks a value the preset changes "
+            f"from the default; --set FIELD=VALUE changes one):" if preset_name else
+            "settings (--set FIELD=VALUE; the defaults below are the dataclass's, a preset changes some: "
+            "srnn settings --preset NAME shows its values):")
+    names = ", ".join(sorted({**PRESETS, **BASELINE_PRESETS}))
+    return head + "\n" + "\n".join(lines) + f"\npresets (--preset): {names}"
 
 
 def _check_names(data: dict) -> None:

@@ -19,7 +19,9 @@ source with jupytext in memory, injects the page's parameters, plus ``profile``,
 ``results_dir`` (where their records go, see PROFILES) and ``page`` to the notebooks whose
 parameters cell declares them, and writes the executed notebook to
 ``book/executed/<page>.ipynb``, a git-ignored folder that ``_toc.yml`` points at.
-Notebooks run with the repository root as working directory.
+Notebooks run with the repository root as working directory. The parameters cell and the
+injected one are tagged ``remove-cell``: the page opens with its text, and the executed
+notebook keeps both.
 
 The pages run in ``_toc.yml`` order. With ``--jobs N`` (by default one per visible GPU, or
 one on a CPU machine), the pages of one part of the toc run side by side, N at a time, each
@@ -37,6 +39,7 @@ executed pages are missing or come from different profiles.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import multiprocessing
 import os
 import sys
@@ -104,7 +107,7 @@ def toc_pages(toc: Path) -> list[str]:
 
 def read_yaml(path: Path):
     """The YAML in ``path``; a syntax error raises a BookError that names the file and line."""
-    import yaml
+    import yaml  # pyyaml, of the book extra
 
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -213,6 +216,7 @@ def load_page(path: Path, profile: str, injected: dict, notebooks: Path = BOOK /
 
 def execute_page(page: Page, profile: str, out_dir: Path) -> Path:
     """Run one page with papermill; on a failing cell raise a BookError that names it."""
+    import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -220,6 +224,7 @@ def execute_page(page: Page, profile: str, out_dir: Path) -> Path:
     if page.title:
         retitle(nb, page.title, page.source)
     nb.metadata["srnn"] = {"page": page.name, "profile": profile, "source": shown(page.source)}
+    hide_parameters(nb)
     target = out_dir / f"{page.name}.ipynb"
     partial = out_dir / f".{page.name}.partial.ipynb"     # renamed into place once the page has run
     try:
@@ -235,8 +240,20 @@ def execute_page(page: Page, profile: str, out_dir: Path) -> Path:
         raise BookError(f"page {page.name!r} failed: {shown(page.source)}, cell "
                         f"In [{err.exec_count}] ({first_line!r}): {err.ename}: {err.evalue}\n"
                         f"the failed notebook is {failed / target.name}") from None
+    executed = nbformat.read(partial, as_version=4)
+    hide_parameters(executed)          # papermill's injected cell comes without the tag
+    nbformat.write(executed, partial)
     partial.replace(target)
     return target
+
+
+def hide_parameters(nb) -> None:
+    """Tag the parameters cell and papermill's injected one ``remove-cell``: not shown on
+    the page, kept in the executed notebook."""
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if {"parameters", "injected-parameters"} & set(tags) and "remove-cell" not in tags:
+            tags.append("remove-cell")
 
 
 def visible_gpus(device: str) -> list[str]:
@@ -383,6 +400,18 @@ def setup(app):
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
+def check_clone() -> None:
+    """The book's sources and the book extra are here, or a one-line error that says what to do."""
+    if not (BOOK / "notebooks").is_dir() or not (ROOT / "_toc.yml").is_file():
+        raise BookError("the book needs a clone of the repository (its book/ folder): run `make book` or "
+                        "`python -m srnn.runner` there, with srnn installed from it (pip install -e '.[book]')")
+    missing = [name for name in ("yaml", "jupytext", "papermill", "nbformat")
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        raise BookError(f"the book needs the book extra ({', '.join(missing)} not installed): "
+                        "pip install -e '.[book]' in the clone, or make book")
+
+
 @command_line
 def main(argv: list[str], prog: str = "python -m srnn.runner") -> int:
     from . import cluster
@@ -397,6 +426,7 @@ def main(argv: list[str], prog: str = "python -m srnn.runner") -> int:
     parser.add_argument("--runs-dir", type=Path, help="where the notebooks write their runs (default: runs/<profile>)")
     cluster.add_options(parser, launcher=None)
     args = parser.parse_args(argv)
+    check_clone()
     if args.launcher:           # one task per page, one job array per part (see srnn.cluster)
         if args.jobs is not None:
             parser.error("--jobs is for pages run here; with --launcher, --array-parallelism sets how many "
@@ -406,7 +436,7 @@ def main(argv: list[str], prog: str = "python -m srnn.runner") -> int:
         jobs = cluster.submit_book(todo, args.profile, EXECUTED, launch, execute_page)
         print(f"{sum(map(len, jobs))} page(s) in {len(jobs)} part(s) {cluster.said_where(launch)}")
         return 0
-    seconds = run_batch(args.profile, args.device, args.pages, EXECUTED, args.runs_dir, args.jobs, BOOK)
+    seconds = run_batch(args.profile, args.device, args.pages, runs_dir=args.runs_dir, jobs=args.jobs)
     for name, s in seconds.items():
         print(f"{s:7.1f} s  {name}")
     print(f"{sum(seconds.values()):7.1f} s  in all; executed pages are in {shown(EXECUTED)}/")

@@ -21,7 +21,9 @@ from .errors import ArgumentParser, command_line
 def main(argv: list[str], prog: str = "python -m srnn.speech") -> None:
     """Prepare a corpus from the shell and print its folder; see the module's docstring."""
     p = ArgumentParser(prog=prog, description="Prepare a speech corpus once.")
-    p.add_argument("corpus", choices=["timit", "blizzard", "folder", "sample"])
+    p.add_argument("corpus", choices=["timit", "blizzard", "folder", "sample"],
+                   help="which corpus: TIMIT or Blizzard 2013 (your copy), a folder of audio files, or the "
+                        "embedded LibriSpeech sample")
     p.add_argument("source", nargs="?", help="the corpus folder (not for 'sample')")
     p.add_argument("--out", default="runs/data", help="where prepared folders go (default: runs/data)")
     p.add_argument("--permute-seed", type=int, help="permute the samples within every frame (Perm-TIMIT)")

@@ -240,3 +240,18 @@ def test_a_committed_run_without_its_history_says_so_in_words(tmp_path):
     fig = plots.validation_by_group({"JSB": {"main": record}}, "elbo_per_step")
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["main (no history.jsonl: not drawn)"]
     assert json.loads((folder / "run.json").read_text())["id"] == record["id"]
+
+
+def test_the_parameters_cells_are_hidden_from_the_page_and_kept_in_the_notebook():
+    import nbformat
+
+    from srnn.runner import hide_parameters
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title"),
+                                         nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+                                         nbformat.v4.new_code_cell("x = 2", metadata={"tags": ["injected-parameters"]}),
+                                         nbformat.v4.new_code_cell("print(x)")])
+    hide_parameters(nb)
+    hide_parameters(nb)
+    assert [c.metadata.get("tags", []) for c in nb.cells] == [
+        [], ["parameters", "remove-cell"], ["injected-parameters", "remove-cell"], []]
+    assert [c.source for c in nb.cells][1:3] == ["x = 1", "x = 2"]

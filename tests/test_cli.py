@@ -5,6 +5,7 @@ import pytest
 
 from srnn import cli, experiment, runner
 from srnn.config import field_help
+from srnn.errors import UserError
 
 
 def run(capsys, *argv):
@@ -88,7 +89,8 @@ def test_command_errors_are_one_line(argv, message, capsys):
 def test_generate_replaces_an_earlier_commands_folder_whole(tmp_path, capsys):
     out = tmp_path / "samples"
     assert cli.main(["generate", "--pretrained", "jsb", "--out", str(out), "--pieces", "6", "--steps", "4"]) == 0
-    assert cli.main(["generate", "--pretrained", "jsb", "--out", str(out), "--pieces", "2", "--steps", "4"]) == 0
+    assert cli.main(["generate", "--pretrained", "jsb", "--out", str(out), "--pieces", "2", "--steps", "4",
+                     "--overwrite"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["rolls.npz", "sample1.mid", "sample1.wav", "sample2.mid"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["samples"]           # no temporary folder left
     printed = capsys.readouterr().out.split()
@@ -103,16 +105,6 @@ def test_generate_refuses_a_folder_holding_other_files(tmp_path, capsys):
     assert stop.value.code == 2 and err.count("\n") == 1
     assert f"--out {tmp_path} holds files that srnn generate did not write (notes.txt)" in err
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
-
-
-def test_settings_shows_a_presets_values(capsys):
-    _, default = run(capsys, "settings")
-    _, music = run(capsys, "settings", "--preset", "music")
-    assert "  d_dim            1024 " in default.out and "  d_dim            300 " in music.out
-    assert "the values of the preset 'music'" in music.out
-    with pytest.raises(SystemExit) as stop:
-        cli.main(["settings", "--preset", "musik"])
-    assert stop.value.code == 2 and "error: unknown preset 'musik'" in capsys.readouterr().err
 
 
 def test_a_file_that_is_not_a_checkpoint_is_refused_without_unsafe_advice(tmp_path, capsys):
@@ -144,3 +136,81 @@ def test_a_full_disk_names_the_file(tmp_path, capsys, monkeypatch):
     assert stop.value.code == 2 and len(err) == 1
     assert err[0].startswith(f"error: No space left on device: {tmp_path / 'data'}/sample-")
     assert "free some space" in err[0]
+
+
+def test_settings_shows_a_presets_values_and_answers_help(capsys):
+    from srnn.config import preset
+    code, out = run(capsys, "settings", "--preset", "music")
+    assert code == 0 and "settings of the preset 'music'" in out.out
+    music = preset("music")
+    for name in ("d_dim", "batch_size", "lr_decay_start"):
+        line = next(line for line in out.out.splitlines() if line.startswith(f"  {name} "))
+        assert str(getattr(music, name)) in line and " * " in line
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["settings", "--help"])
+    assert stop.value.code == 0 and "--preset NAME" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["settings", "--preset", "nope"])
+    assert stop.value.code == 2
+
+
+@pytest.mark.parametrize("command", ["evaluate", "generate", "settings", "results", "book", "prepare"])
+def test_every_argument_has_help(command, monkeypatch):
+    from srnn import errors
+    parsers = []
+
+    def caught(self, *args, **kwargs):
+        parsers.append(self)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(errors.ArgumentParser, "parse_args", caught)
+    with pytest.raises(SystemExit):
+        cli.main([command])
+    bare = [action.dest for action in parsers[0]._actions if not action.help]
+    assert not bare, f"srnn {command}: arguments without help: {bare}"
+
+
+def test_generate_never_overwrites_without_being_asked(tmp_path, capsys):
+    out = tmp_path / "chorales"
+    argv = ["generate", "--pretrained", "jsb", "--out", str(out), "--pieces", "1", "--steps", "4"]
+    assert cli.main(argv) == 0
+    before = (out / "rolls.npz").read_bytes()
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv + ["--seed", "1"])
+    assert stop.value.code == 2 and "already holds files" in capsys.readouterr().err
+    assert (out / "rolls.npz").read_bytes() == before
+    assert cli.main(argv + ["--seed", "1", "--overwrite"]) == 0
+
+
+def test_results_reads_the_given_folder_or_says_where_it_looked(tmp_path, monkeypatch, capsys):
+    from srnn import results
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        results.main(["--results", str(tmp_path / "empty")])
+    assert stop.value.code == 2 and f"no run record (<domain>/<id>/run.json) in {tmp_path / 'empty'}" in \
+        capsys.readouterr().err
+    with pytest.raises(UserError, match="no run record .* in .*here.* or .*clone"):
+        results.records_folder(None, here=tmp_path / "here", clone=tmp_path / "clone")
+    assert results.records_folder(None, here=tmp_path / "nothing") == results.CLONE_RESULTS
+
+
+def test_the_book_command_needs_a_clone_and_says_so(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(runner, "BOOK", tmp_path / "book")
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["book", "--profile", "smoke"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "the book needs a clone of the repository" in err and err.count("\n") == 1
+
+
+def test_the_readmes_commands_agree_with_the_code():
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    outs = [line.split("--out")[1].split()[0] for line in readme.splitlines() if "srnn generate" in line]
+    assert len(outs) == 2 and len(set(outs)) == 2, "the README's generate examples must write to different folders"
+    import ast
+    tree = ast.parse((root / "scripts" / "mutations.py").read_text())
+    mutants = next(len(n.value.elts) for n in tree.body if isinstance(n, ast.Assign)
+                   and getattr(n.targets[0], "id", "") == "MUTANTS")
+    assert f"in {mutants} small ways" in readme, f"the README must count the {mutants} mutants of scripts/mutations.py"
+    assert "torch==2.13.0" in readme and "torch==2.13.0" in (root / "constraints.txt").read_text()

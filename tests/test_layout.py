@@ -8,7 +8,7 @@ modules (the model reads the batching's shift), never a higher layer's.
     < records
     < experiment (one run end to end, which the book's pages also call)
     < book
-    < the other commands (cli, results, runner, speech, pretrained, cluster)
+    < the other commands (cli, results, runner, speech, pretrained, cluster, publish)
 
 The test oracles of ``srnn.testing`` import nothing from the package at all, so that they
 share no code with what they check.
@@ -26,7 +26,7 @@ LAYERS = [("srnn.config", "srnn.errors", "srnn.files"),
           ("srnn.experiment",),
           ("srnn.book",),
           ("srnn.cli", "srnn.results", "srnn.runner", "srnn.speech", "srnn.pretrained", "srnn.cluster",
-           "srnn.cluster_tasks")]
+           "srnn.cluster_tasks", "srnn.publish")]
 
 
 def module_name(path: Path) -> str:

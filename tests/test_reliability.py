@@ -1,7 +1,7 @@
 """One run is one run, records are atomic, settings are checked, and a user error is one line.
 
 Each test reproduces a way the project once gave a silent wrong result, lost a file or
-answered a user's mistake with a traceback (issue 11).
+answered a user's mistake with a traceback.
 """
 import dataclasses
 import json
@@ -290,9 +290,8 @@ def test_results_main_names_a_damaged_record(capsys, monkeypatch, tmp_path):
     folder = tmp_path / "results" / "music" / "x"
     write_run(folder, {"id": "x"}, [])
     (folder / "run.json").write_text("{")
-    monkeypatch.setattr(results, "README", tmp_path / "results" / "README.md")
     with pytest.raises(SystemExit):
-        results.main([])
+        results.main(["--results", str(tmp_path / "results")])
     assert "x/run.json is not valid JSON" in capsys.readouterr().err
 
 

@@ -17,7 +17,7 @@ def music(run_id, elbo, legacy=False, history=(), **test):
             "history": list(history),
             "code": {"commit": "a" * 40}, "command": f"python -m srnn.experiment music --name {run_id}",
             "test": {"elbo_per_step_seq": elbo, "elbo_per_step": elbo - 0.01, **test},
-            **({"protocol": "first: made before issue 10"} if legacy else {})}
+            **({"protocol": "first: before the original code's protocol became the default"} if legacy else {})}
 
 
 def test_the_training_pages_bounds_stand_next_to_the_papers_number():
@@ -115,14 +115,19 @@ def test_the_performance_page_sets_each_path_against_the_package():
     timed = benchmark("cpu-2threads", 2, {"package": 500.0, "oneDNN": 450.0, "compiled": 480.0, "DVAE": 400.0})
     timed["updates"]["music"]["gflop"] = {"package": 34.7, "DVAE": 33.5}
     assert performance.goal_lines([timed]) == [
-        "- music, `cpu-2threads` (2 thread(s), mkl 2024.2): DVAE takes 0.80x of the package's plain update "
-        "(DVAE 33.5 GFLOP an update, the package 34.7); the package's fastest at fp32, fp32 products on oneDNN, "
-        "takes 0.90x: not reached: 1.12x of DVAE's time"]
+        "- music shape, 2 thread(s), mkl 2024.2 (`cpu-2threads`): an update of DVAE's SRNN took 400 ms, the package's "
+        "500 ms (DVAE's does 33.5 GFLOP an update, the package's 34.7). The package's fastest path at fp32 accuracy "
+        "was fp32 products on oneDNN, 450 ms, so the goal is not met: the package needs 12% more time than DVAE."]
     headers, rows = performance.updates_table([timed])
     assert dict(zip(headers, rows[0]))["DVAE's SRNN"] == "0.80x"
     # oneDNN in bf16 (an error far above fp32 rounding) is not an fp32 engine
     bf16 = benchmark("amx", 1, {"package": 500.0, "oneDNN": 200.0, "compiled": 490.0, "DVAE": 495.0}, error=2e-3)
     assert performance.goal_lines([bf16]) == [
-        "- music, `amx` (1 thread(s), mkl 2024.2): DVAE takes 0.99x of the package's plain update; the package's "
-        "fastest at fp32, compile=true, takes 0.98x: reached"]
+        "- music shape, 1 thread(s), mkl 2024.2 (`amx`): an update of DVAE's SRNN took 495 ms, the package's 500 ms. "
+        "The package's fastest path at fp32 accuracy was compile=true, 490 ms, so the goal is met."]
     assert performance.product_table([bf16])[1][1][-2] == "2.0e-03"
+    # a record of a commit whose model is not the package's says so; another does not
+    assert "**That commit's model is not the package's:**" in performance.measured_lines([{**plain, "code": {
+        "commit": "213e520427dcaed97131a39c0a513a9ba991db2c"}, "started": "2026-12-01T02:55:02+00:00"}])[0]
+    assert "The model code of that commit is the package's." in performance.measured_lines([{**plain, "code": {
+        "commit": "0" * 40}, "started": "2026-12-01T02:55:02+00:00"}])[0]

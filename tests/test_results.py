@@ -45,7 +45,7 @@ def record(run_id, dataset, elbo, domain="music", form="npz", variant="smooth+Re
             "test": {"elbo_per_step_seq": elbo, "elbo_per_step": elbo - 0.01, "elbo_per_seq": elbo * 40,
                      "iwae_per_step_seq": elbo + 0.1, "iwae_samples": 100},
             "data": {"corpus": dataset, "recordings": {"train": 4389, "valid": 231, "test": 1680}, "left_out": 0},
-            **({"protocol": "first: made before issue 10"} if legacy else {})}
+            **({"protocol": "first: before the original code's protocol became the default"} if legacy else {})}
 
 
 def music_run(folder, suffix, elbo, dataset="jsb", legacy=False, variant="smooth+Resq", **fields):
@@ -307,9 +307,9 @@ def test_seeds_of_a_setting_are_found_across_config_fields_added_between_them(tm
 
 def test_results_readme_shows_where_we_stand_as_the_records_say():
     from srnn.records.report import where_we_stand
-    from srnn.results import README, STAND, readme_with
-    text = README.read_text()
-    summary = where_we_stand(load_runs(README.parent))
+    from srnn.results import CLONE_RESULTS, STAND, readme_with
+    text = (CLONE_RESULTS / "README.md").read_text()
+    summary = where_we_stand(load_runs(CLONE_RESULTS))
     assert readme_with(text, summary) == text, "results/README.md is stale: run python -m srnn.results --readme"
     assert text.count(STAND[0]) == text.count(STAND[1]) == 1
 

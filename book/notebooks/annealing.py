@@ -39,12 +39,12 @@ train = True
 iwae_samples = 100
 threshold = 0.01                # KL per step (nats) above which a latent dimension is active
 
-# %%
+# %% tags=["remove-input"]
 import numpy as np
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from srnn.book.pages import run_groups
+from srnn.book.pages import ran_on, run_groups
 from srnn.book.plots import kl_per_dimension, markdown_table, validation_curves
 from srnn.config import Config, preset
 
@@ -52,7 +52,8 @@ from srnn.config import Config, preset
 def describe(cfg):
     if cfg.kl_schedule == "constant":
         return f"beta = {cfg.kl_start:g} throughout"
-    ramp = f"over {cfg.kl_epochs} epochs" if cfg.kl_schedule == "linear_epochs" else f"+{cfg.kl_increment:g} per update"
+    epochs = f"{cfg.kl_epochs} epoch" + "s" * (cfg.kl_epochs != 1)
+    ramp = f"over {epochs}" if cfg.kl_schedule == "linear_epochs" else f"+{cfg.kl_increment:g} per update"
     return f"beta {cfg.kl_start:g} -> 1, {ramp}"
 
 
@@ -60,25 +61,28 @@ configs = {label: preset(preset_name, **overrides, **fields) for label, _, field
 markdown_table(["schedule", "KL temperature"], [(label, describe(cfg)) for label, cfg in configs.items()],
                caption=f"The annealing schedules this page trains (profile {profile}).", name="tab-annealing-schedules")
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 specs = [{"label": label, "name": name, "overrides": {**overrides, **fields}} for label, name, fields in schedules]
 groups, notes = run_groups(specs, domain="music", dataset=dataset, page=page, train=train, results_dir=results_dir,
                            preset_name=preset_name, profile=profile, device=device, runs_dir=runs_dir,
                            iwae_samples=iwae_samples)
 for note in notes:
     display(Markdown(note))
-print({group: sorted(runs) for group, runs in groups.items()})
 
 # %% [markdown]
 # ## The bound and the KL term during training
 #
 # Validation numbers use $\beta = 1$, so they are the true bound whatever the schedule.
-# The committed runs come first; a `smoke` build adds its own tiny runs.
+# The committed runs come first; a `smoke` build adds its own tiny runs. Each panel's title
+# names the device its runs trained on: one seed follows different paths on a CPU and on a
+# GPU, so a run of the same label on the Results page, made on another device, reads
+# another number.
 
 # %% mystnb={"figure": {"caption": "Validation bound (left) and KL term (right) per step for each schedule."}}
 for group, runs in groups.items():
     if runs:
-        display(validation_curves(runs, ["elbo_per_step", "kl_per_step"], f"{group} runs"))
+        where = ", ".join(sorted({ran_on(r) for r in runs.values()}))
+        display(validation_curves(runs, ["elbo_per_step", "kl_per_step"], f"{group} runs ({where})"))
 
 # %% [markdown]
 # ## Which latent dimensions are used
@@ -115,11 +119,11 @@ for group, runs in groups.items():
         kl = np.array(t["kl_per_dim"]) if "kl_per_dim" in t else None
         active = "-" if kl is None else f"{int((kl > threshold).sum())} / {len(kl)}"
         collapse = "-" if kl is None else ("yes" if (kl <= threshold).all() else "no")
-        rows.append((group, label, describe(Config.from_dict(r["config"])), f"{t['elbo_per_step_seq']:.3f}",
+        rows.append((group, label, describe(Config.from_dict(r["config"])), ran_on(r), f"{t['elbo_per_step_seq']:.3f}",
                      f"{t['kl_per_step']:.3f}", active, collapse))
         glue(f"elbo_{group}_{label}", t["elbo_per_step_seq"], display=False)
-markdown_table(["runs", "schedule", "KL temperature", "test ELBO / step", "test KL / step", "active units", "collapsed"],
-               rows or [("none", "-", "-", "-", "-", "-", "-")],
+markdown_table(["runs", "schedule", "KL temperature", "device", "test ELBO / step", "test KL / step", "active units",
+                "collapsed"], rows or [("none", "-", "-", "-", "-", "-", "-", "-")],
                caption="Test bound and latent usage per annealing schedule.", name="tab-annealing")
 
 # %% [markdown]

@@ -9,22 +9,20 @@
 # %% [markdown]
 # # SRNN against its baselines
 #
-# The paper's contribution is a comparison. SRNN keeps a deterministic GRU, $d_t$, apart
-# from a stochastic state-space layer, $z_t$, and infers $z_t$ with a smoothing posterior
-# and Resq. The VRNN of {cite:t}`chung2015vrnn` instead feeds its latent state back into
-# its one recurrent state, $h_t = \mathrm{GRU}(h_{t-1}, [\varphi(x_{t-1}), \varphi(z_{t-1})])$,
-# with a prior $p(z_t \mid h_{t-1})$ (or a standard normal one, VRNN-I) and a posterior
-# that sees only the present frame. A plain RNN has no latent state at all. Table 1 of
-# {cite:t}`fraccaro2016srnn` puts SRNN well above the VRNN rows it quotes.
+# The paper's contribution is a comparison. SRNN keeps a deterministic GRU, $d_t$, apart from a stochastic
+# state-space layer, $z_t$, and infers $z_t$ with a smoothing posterior and Resq. The VRNN of
+# {cite:t}`chung2015vrnn` instead feeds its latent state back into its one recurrent state, $h_t =
+# \mathrm{GRU}(h_{t-1}, [\varphi(x_{t-1}), \varphi(z_{t-1})])$, with a prior $p(z_t \mid h_{t-1})$ (or a
+# standard normal one, VRNN-I) and a posterior that sees only the present frame. A plain RNN has no latent
+# state at all. The paper's Table 1 {cite:p}`fraccaro2016srnn` puts SRNN well above the VRNN rows it quotes.
 #
-# This page runs the three side by side under one protocol: the same optimizer, KL
-# schedule, early stopping and test, the same GRU cell, output distributions and floors,
-# and parameter counts within 0.3% of SRNN's (`srnn.models.baselines`, tested against a
-# step-by-step reference). It tests the paper's claims one by one, then the later critique
-# of {cite:t}`dai2019`: with a fully factorized output, a latent model can use the
-# correlation between the 200 samples *within* a frame, which an RNN with the same output
-# cannot; permuting the samples of every frame by one fixed permutation leaves that
-# correlation in place and scrambles everything that depends on their order.
+# This page runs the three side by side under one protocol: the same optimizer, KL schedule, early stopping
+# and test, the same GRU cell, output distributions and floors, and parameter counts within 0.3% of SRNN's
+# (`srnn.models.baselines`, tested against a step-by-step reference). It tests the paper's claims one by one,
+# then the later critique of {cite:t}`dai2019`: with a fully factorized output, a latent model can use the
+# correlation between the 200 samples *within* a frame, which an RNN with the same output cannot; permuting
+# the samples of every frame by one fixed permutation leaves that correlation in place and scrambles
+# everything that depends on their order.
 
 # %% tags=["parameters"]
 profile = "smoke"
@@ -39,14 +37,16 @@ train = {}                     # data set -> models this batch trains (the page 
 overrides = {}                 # applied to every model this batch trains
 iwae_samples = 100
 
-# %%
-from IPython.display import Audio, Markdown, display
+# %% tags=["remove-input"]
+from IPython.display import Markdown, display
+from myst_nb import glue
 
-from srnn.book.pages import COMMITTED, committed_models, train_run
-from srnn.book.plots import markdown_table, piano_rolls, validation_by_group
+from srnn.book.pages import COMMITTED, committed_models, sample_minutes, train_run
+from srnn.book.plots import markdown_table, piano_rolls, play, validation_by_group
 from srnn.records import model_comparison, report
 from srnn.records.store import load_runs
 
+glue("sample_minutes", sample_minutes(runs_dir), display=False)
 committed, notes = committed_models({"sample": models, "sample-perm": permuted_models}, domain="speech", page=page,
                                    results_dir=results_dir)
 display(*map(Markdown, notes))
@@ -58,11 +58,11 @@ fresh = {dataset: {m: train_run("speech", dataset, preset_name=preset_name, over
 # %% [markdown]
 # ## The embedded speech sample
 #
-# The models are small (`speech_small`: GRUs of 64 units for SRNN; the baselines sized to
-# match its 139,472 weights; the GMM baselines keep those sizes, and their 20-component
-# output layer makes them several times larger) and so is the sample (about 20 minutes of
-# LibriSpeech): these numbers compare the models at this scale, not on TIMIT. Bounds are
-# per 0.5 s test sequence (40 frames of 200 samples), the unit of the paper's Blizzard column.
+# The models are small (`speech_small`: GRUs of 64 units for SRNN; the baselines sized to match its 139,472
+# weights; the GMM baselines keep those sizes, and their 20-component output layer makes them several times
+# larger) and so is the sample ({glue:text}`sample_minutes:.1f` minutes of LibriSpeech, all splits together):
+# these numbers compare the models at this scale, not on TIMIT. Bounds are per 0.5 s test sequence, the unit
+# of the paper's Blizzard column: 40 frames of 200 samples, the first only an input, so 39 frames are scored.
 
 # %% tags=["remove-input"]
 sample = committed["sample"]
@@ -77,8 +77,8 @@ if sample:
 # %% [markdown]
 # ## The paper's claims, one by one
 #
-# Each line compares two test bounds of the table above; "holds": the first model's is
-# higher. One seed each: a few nats per sequence is within what another seed could change.
+# Each line compares two test bounds of the table above ("holds": the first model's is higher). One seed
+# each: a few nats per sequence is within what another seed could change.
 
 # %% tags=["remove-input"]
 display(Markdown("\n".join(model_comparison.claims(sample))))
@@ -86,11 +86,10 @@ display(Markdown("\n".join(model_comparison.claims(sample))))
 # %% [markdown]
 # ## Permuting the samples within every frame
 #
-# The same sample, prepared with every frame's 200 samples reordered by one fixed
-# permutation (`python -m srnn.speech sample --permute-seed 1`). A model that gains mainly
-# from the correlation inside a frame keeps its bound; one that depends on the order of
-# the samples loses it. If the ranking of the models survives the permutation, their
-# advantage is not about waveform shape.
+# The same sample, prepared with every frame's 200 samples reordered by one fixed permutation (`python -m
+# srnn.speech sample --permute-seed 1`). A model that gains mainly from the correlation inside a frame keeps
+# its bound; one that depends on the order of the samples loses it. If the ranking of the models survives the
+# permutation, their advantage is not about waveform shape.
 
 # %% tags=["remove-input"]
 markdown_table(*model_comparison.permutation_table(sample, committed["sample-perm"]), caption="Test bounds per 0.5 s "
@@ -100,19 +99,20 @@ markdown_table(*model_comparison.permutation_table(sample, committed["sample-per
 # %% [markdown]
 # ## Listening
 #
-# Two seconds sampled from each model's prior, where its run wrote samples.
+# Two seconds sampled from each model's prior, where its run wrote samples, each clip scaled
+# to its own peak, as on the Samples page: compare loudness on waveforms, not here.
 
 # %% tags=["remove-input"]
 for label, wav in model_comparison.first_samples(sample):
-    display(Markdown(f"**{label}**"), Audio(filename=wav))
+    display(Markdown(f"**{label}**"), play(wav))
 
 # %% [markdown]
-# ## Music: Table 2's sets
+# ## Music: the sets of the paper's Table 2
 #
-# VRNN, VRNN-I and the RNN on the authors' arrays, with the protocol of SRNN's main runs
-# (`--preset vrnn_music`, `rnn_music`). The paper has no VRNN row for music. Per set: the
-# bounds, the claims, the training curves, each model's first sample from its prior as a
-# piano roll (time to the right, MIDI note up), and the first set's samples played.
+# VRNN, VRNN-I and the RNN on the authors' arrays, with the protocol of SRNN's main runs (`--preset
+# vrnn_music`, `rnn_music`). The paper has no VRNN row for music. Per set: the bounds, the claims, the
+# training curves, each model's first sample from its prior as a piano roll (time to the right, MIDI note up),
+# and the first set's samples played.
 
 # %% tags=["remove-input"]
 music_runs = load_runs(COMMITTED)
@@ -151,7 +151,7 @@ for title, records in music.items():
 # %% tags=["remove-input"]
 for title, records in list(music.items())[:1]:
     for label, wav in model_comparison.first_samples(records):
-        display(Markdown(f"**{title}, {label}**"), Audio(filename=wav))
+        display(Markdown(f"**{title}, {label}**"), play(wav))
 
 # %% [markdown]
 # ## This batch's own runs

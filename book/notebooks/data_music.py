@@ -9,7 +9,7 @@
 # %% [markdown]
 # # Polyphonic music
 #
-# The paper's music experiments (section 5, Table 2 of {cite:t}`fraccaro2016srnn`) use the
+# The paper's music experiments (section 5 and the paper's Table 2, {cite:t}`fraccaro2016srnn`) use the
 # four data sets of {cite:t}`boulanger2012`: JSB Chorales, Nottingham, MuseData and
 # Piano-midi.de. Each piece is a piano roll: a sequence of time steps, each the set of
 # keys held down among the 88 keys of a piano (MIDI notes 21 to 108), so
@@ -25,7 +25,7 @@ dataset = "jsb"      # the set shown in detail (it is shipped, so it loads offli
 piece = 0            # index of the test piece to draw and play
 step_seconds = 0.25  # playback speed of one step of the classic roll (the rolls carry no tempo)
 
-# %%
+# %% tags=["remove-input"]
 import numpy as np
 from IPython.display import Audio, display
 from myst_nb import glue
@@ -40,7 +40,7 @@ from srnn.records.paper import MUSIC_NAMES
 #
 # The *classic* form is the piano rolls of {cite:t}`boulanger2012` (their pickle and the
 # same rolls as MATLAB files). The *npz* form is the SRNN authors' own arrays, on which
-# Table 2 was computed: training and validation data are long streams cut into 100-step
+# the paper's Table 2 was computed: training and validation data are long streams cut into 100-step
 # rows (16 rows side by side), test data are whole pieces with a mask. The table counts
 # what each file holds, from the content fingerprints that `srnn.datasets.music` verifies every
 # time it loads a file.

@@ -21,7 +21,7 @@ profile = "smoke"
 runs_dir = "runs/smoke"   # the prepared sample is written under <runs_dir>/data
 seconds = 2.0             # length of the excerpt shown and played
 
-# %%
+# %% tags=["remove-input"]
 from itertools import islice
 from pathlib import Path
 
@@ -108,6 +108,8 @@ waveforms([chunk], [f"a chunk of {len(chunk) // frame} frames in windows of {len
           frame=frame * len(windows[0]))
 
 # %% [markdown]
-# Test sequences are evaluated whole, in the same windows with the state carried, and
-# the bound is summed over each sequence: a 0.5 s piece for Blizzard and for this sample,
-# a whole utterance for TIMIT.
+# Test sequences are scored in one pass each (`test_pass="whole"`, the original code's
+# TIMIT test): the backward GRU sees the whole sequence, its first frame is only an input,
+# and the bound is summed over the frames scored: a 0.5 s piece for Blizzard and for this
+# sample, a whole utterance for TIMIT. Validation cuts the same kind of sequences into
+# windows, each starting from a zero state.

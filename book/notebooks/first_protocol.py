@@ -19,13 +19,13 @@
 # `-legacy`, with a command that reproduces it with today's code (each departure is a
 # config option). This page reads those records: on JSB Chorales, where runs are
 # cheapest, they measured how far the seed, three details of Lasagne and the optimizer
-# move the test bound of {cite:t}`fraccaro2016srnn`'s Table 2.
+# move the test bound of the paper's Table 2 {cite:p}`fraccaro2016srnn`.
 
 # %% tags=["parameters"]
 profile = "smoke"
 results_root = "results"   # the committed records
 
-# %%
+# %% tags=["remove-input"]
 from IPython.display import Markdown, display
 from myst_nb import glue
 

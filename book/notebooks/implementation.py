@@ -43,7 +43,9 @@ u = shifted_input(x)                # u_t = x_{t-1}, u_1 = 0
 mask = torch.ones(batch_size, steps)
 mask[-1, steps // 2:] = 0          # the last sequence is half as long
 out = model(x, u, mask)
-{name: tuple(getattr(out, name).shape) for name in ("ll", "kl", "log_w", "kl_dim", "z")}
+shapes = {name: tuple(getattr(out, name).shape) for name in ("ll", "kl", "log_w", "kl_dim", "z")}
+shapes["state"] = {name: tuple(value.shape) for name, value in vars(out.state).items()}
+shapes  # noqa: B018 (the cell shows it)
 
 # %%
 elbo_per_step = ((out.ll - out.kl).sum() / mask.sum()).item()
@@ -91,7 +93,7 @@ markdown_table(headers, rows, caption="Model sizes of the paper's settings (smoo
 # - **TIMIT test.** Each test utterance is scored in one pass, $u = $ frames $1..L-1$ and
 #   $x = $ frames $2..L$, so the backward GRU sees the whole utterance and the first frame
 #   is only an input. Scoring 40-frame windows that carry the state is a different
-#   estimator (`test_pass="windows"`), not comparable with Table 1.
+#   estimator (`test_pass="windows"`), not comparable with the paper's Table 1.
 #
 # ```{literalinclude} ../../srnn/models/model.py
 # :pyobject: SRNN.reset_parameters

@@ -10,23 +10,20 @@
 # # Performance
 #
 # What one training update costs (forward pass, backward pass, Adam step) at the paper's
-# shapes (the `music` and `timit` presets), and what changes it.
-# `python benchmarks/update_time.py` runs every compared path in one process, on the same
-# weights, data and noise. The paths take turns, so that load from elsewhere falls on all
-# of them alike. Each number is a median. `--record` writes the measurements to
-# `results/benchmarks/`, with the code commit, the hardware and the command, and this page
-# reads only those records.
+# shapes (the `music` and `timit` presets), and what changes it. Every number on this page
+# comes from a record that `python benchmarks/update_time.py --record` wrote to
+# `results/benchmarks/`. That command times every compared path in one process, on the
+# same weights, data and noise; the paths take turns, so that load from elsewhere falls on
+# all of them alike, and each number is a median.
 #
-# What the package does for a GPU is described in the README: no host synchronization per
-# update, pinned and non-blocking batch copies, speech batches sent as int16 and
-# normalized on the device. `precision=bf16` or `tf32` and `compile=true` are recorded
-# options.
+# The first section says where, when and at which commit the records were measured.
+# Read it first: a record times the code of its commit, which need not be the package's.
 
 # %% tags=["parameters"]
 profile = "smoke"
 results_root = "results"   # the committed records
 
-# %%
+# %% tags=["remove-input"]
 from IPython.display import Markdown, display
 
 from srnn.book import performance
@@ -34,14 +31,22 @@ from srnn.book.plots import markdown_table
 
 records = performance.load_benchmarks(results_root)
 gpu = [r for r in records if r["hardware"]["device"].startswith("cuda")]
-print(f"{len(records)} benchmark record(s) under {results_root}/benchmarks/, {len(gpu)} of them from a GPU")
+
+# %% [markdown]
+# ## What was measured, where
+
+# %% tags=["remove-input"]
+display(Markdown("\n".join(performance.measured_lines(records)) or "No benchmark record yet."))
 
 # %% [markdown]
 # ## The update, path by path
 #
-# Ratios are to the package's plain update in the same process; below 1 is faster. The
-# reference is the independent step-by-step implementation that the tests compare the
-# model with: it shows what batching everything but the z-chain buys. "fp32 products on
+# The column *package* is the plain update of the record's commit, in milliseconds. Each
+# other column is that path's time divided by it, measured in the same process: 0.90x means
+# 10% faster, 1.10x 10% slower. The reference is the independent step-by-step
+# implementation that the tests compare the model with: it shows what batching everything
+# but the z-chain buys. *Earlier commit* is the package at the commit named, timed in the
+# same process. "fp32 products on
 # oneDNN" sets torch's fp32 matmul precision to "medium", which lets torch send a CPU's
 # matrix products to oneDNN instead of its BLAS (MKL in the PyPI wheels). `compile=true`
 # runs each step of the z-chain through `torch.compile`. "DVAE's SRNN" is another
@@ -49,8 +54,8 @@ print(f"{len(records)} benchmark record(s) under {results_root}/benchmarks/, {le
 
 # %% tags=["remove-input"]
 markdown_table(*performance.updates_table(records), empty="no benchmark record yet",
-               caption="One training update, by path: the package's time and the others' as ratios to it "
-                       "(medians, measured side by side in one process).", name="tab-perf-updates")
+               caption="One training update, by path: the plain update's time at the record's commit and the "
+                       "others' as ratios to it (medians, measured side by side in one process).", name="tab-perf-updates")
 
 # %% [markdown]
 # ## The products on an AMD CPU
@@ -64,9 +69,9 @@ markdown_table(*performance.updates_table(records), empty="no benchmark record y
 #     cc -shared -fPIC -O2 -o runs/libmkl_intel_path.so runs/mkl_intel_path.c
 #     LD_PRELOAD=$PWD/runs/libmkl_intel_path.so python benchmarks/update_time.py --onednn
 #
-# Two processes run one after the other do not see the same load. On our 2-core virtual
-# machine, the two-thread updates moved noticeably from one run to the next, so read these
-# ratios as rough. Measure on your own machine before you keep the preload. Every run records its engine under
+# Two processes run one after the other do not see the same load. On the 2-core virtual
+# machine of these records, the two-thread updates moved noticeably from one run to the
+# next, so read these ratios as rough. Measure on your own machine before you keep the preload. Every run records its engine under
 # `hardware.products`: the BLAS, the fp32 matmul precision and any preloaded library. A
 # run made with another engine agrees with ours to rounding, not bit for bit.
 
@@ -89,49 +94,52 @@ markdown_table(*performance.product_table(records), empty="no record timed the p
 # %% [markdown]
 # ## Against the goal
 #
-# Issue 12 set a goal for the CPU update: at least the speed of another SRNN implementation,
-# the DVAE project's (Bie et al.), measured on the same machine in the same process.
+# The goal for the CPU update is at least the speed of another SRNN implementation, the
+# DVAE project's (Bie et al.), measured on the same machine in the same process.
 # `--dvae PATH` times it from a clone of that project, which is not part of this one
 # (`benchmarks/dvae_srnn.py` says how it is sized). Its model is not the paper's: LSTMs
 # where SRNN has GRUs, one hidden layer shared by each head's mean and log-variance. At the
 # sizes set there, an update of it does about as much arithmetic as the package's (each
-# line below gives both counts), so the comparison is one of execution. Each line compares
-# the two in one record, on the same engine.
+# line below gives both counts), so the comparison is one of execution.
 #
 # Matrix products take most of an update (`--profile` shows where its time goes). PyTorch
 # runs an LSTM on the CPU as one fused oneDNN kernel, forward and backward. It has no such
 # kernel for a GRU, so the package's GRUs run step by step on torch's BLAS.
 #
-# One saving was measured and then taken out. Since $u_t = x_{t-1}$, $\phi(u)$ is $\phi(x)$
-# one step later, so $\phi$ could run over $x$ and the window's first $u$ only. The records
-# made at commit 213e520 include it: against the earlier commit, the update is 5-10% faster.
-# But it changes the products' rounding, and then the committed runs no longer reproduce bit
-# for bit (`scripts/records_hold.py`), so the package computes $\phi$ over both. We also tried
-# writing the GRU recurrence and the z-chain's backward pass by hand, with every weight's
-# gradient as one product over all steps. On our machine that made no difference worth the
-# code. The time is in the products themselves.
+# The records below were made at a commit whose model computed $\phi$ once, over $x$ (since
+# $u_t = x_{t-1}$, $\phi(u)$ is $\phi(x)$ one step later). In the same records, that code's
+# update is compared with the earlier commit's, which computes $\phi$ over both $u$ and $x$
+# as the package does now: the column *earlier commit* above gives the ratio. The change
+# was taken out because it changes the products' rounding, and then the committed runs no
+# longer reproduce bit for bit (`scripts/records_hold.py`). So the times below are not the
+# package's as it is now; no record of the current code has been made yet. Writing the GRU
+# recurrence and the z-chain's backward pass by hand, with every weight's gradient as one
+# product over all steps, was also tried; on the same machine it made no difference worth
+# the code.
 
-# %%
+# %% tags=["remove-input"]
 display(Markdown("\n".join(performance.goal_lines(records))
                  or "No benchmark record timed the DVAE implementation yet."))
 
 # %% [markdown]
 # ## On a GPU
 #
-# On a GPU box, this command times the same paths, the K=100 bound and each music page's
-# training time under the `paper` profile:
+# This command times the same paths on a GPU, the K=100 bound and each music page's
+# training time under the `paper` profile, and records them:
 #
 #     python benchmarks/update_time.py --device cuda --compile --iwae --estimate jsb nottingham muse piano \
 #         --record results/benchmarks/gpu.json
 #
-# The record then shows up in the tables above.
+# A committed record then shows up in the tables above.
 
-# %%
-display(Markdown("No record from a GPU yet: this project has not been lent one to measure on."
-                 if not gpu else f"{len(gpu)} record(s) from a GPU, in the tables above."))
+# %% tags=["remove-input"]
+display(Markdown("Every record on this page was measured on a CPU: none was made on a GPU."
+                 if not gpu else f"{len(gpu)} of the records were measured on a GPU; the tables above show them."))
 
 # %% [markdown]
 # ## The records
+#
+# Each record's machine, threads, torch, commit, start, duration and command.
 
-# %%
+# %% tags=["remove-input"]
 display(Markdown("\n".join(performance.provenance_lines(records)) or "No benchmark record yet."))

@@ -22,7 +22,7 @@
 profile = "smoke"
 results_root = "results"   # the committed records
 
-# %%
+# %% tags=["remove-input"]
 from IPython.display import Markdown, display
 from myst_nb import glue
 
@@ -35,7 +35,7 @@ glue("committed_runs", len(runs), display=False)
 print(f"{len(runs)} committed run(s) of the paper profile under {results_root}/")
 
 # %% [markdown]
-# ## Polyphonic music (Table 2)
+# ## Polyphonic music (the paper's Table 2)
 #
 # Average log-likelihood lower bound per time step on the test pieces, higher is better,
 # SRNN smooth+Resq with the paper's settings and seed on the SRNN authors' arrays: the
@@ -51,7 +51,7 @@ headers, rows = report.table_2(runs)
 for r in tables.music_table(runs):
     if "run" in r:
         glue(f"music_{r['dataset']}", r["elbo"], display=False)
-markdown_table(headers, rows, caption="Table 2: test log-likelihood bound per time step on polyphonic music "
+markdown_table(headers, rows, caption="Our runs beside the paper's Table 2: test log-likelihood bound per time step on polyphonic music "
                "(SRNN smooth+Resq, the paper's settings, the original code's protocol).", name="tab-results-music")
 
 # %% [markdown]
@@ -59,7 +59,7 @@ markdown_table(headers, rows, caption="Table 2: test log-likelihood bound per ti
 # plain RNN with SRNN's output). The Baselines page tests the paper's claims with them.
 
 # %% tags=["remove-input"]
-markdown_table(*model_comparison.baselines_music(runs), caption="Table 2 with our baselines: test ELBO per step (mean over "
+markdown_table(*model_comparison.baselines_music(runs), caption="The paper's Table 2 with our baselines: test ELBO per step (mean over "
                "pieces); the paper's SRNN number, and ours for SRNN and each baseline.", name="tab-results-music-baselines")
 
 # %% [markdown]
@@ -105,7 +105,7 @@ glue("rows_short", len(short), display=False)
 display(Markdown("\n".join(short) or "Every set's chosen setting is at or above the paper's number."))
 
 # %% [markdown]
-# ## Speech (Table 1)
+# ## Speech (the paper's Table 1)
 #
 # Average log-likelihood lower bound per test sequence: per 0.5 s piece for Blizzard, per
 # utterance for TIMIT, higher is better, for the four SRNN variants and the baselines the
@@ -116,7 +116,7 @@ display(Markdown("\n".join(short) or "Every set's chosen setting is at or above 
 
 # %% tags=["remove-input"]
 glue("rows_missing", report.missing_numbers(runs), display=False)
-markdown_table(*report.table_1(runs), caption="Table 1: average test log-likelihood bound per sequence on raw speech.",
+markdown_table(*report.table_1(runs), caption="Our runs beside the paper's Table 1: average test log-likelihood bound per sequence on raw speech.",
                name="tab-results-speech")
 
 # %% [markdown]

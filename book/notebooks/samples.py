@@ -22,16 +22,16 @@ music_sets = ["jsb", "nottingham", "muse", "piano"]
 speech_sets = ["sample", "timit", "blizzard"]
 pieces = 3             # piano rolls drawn per run
 
-# %%
+# %% tags=["remove-input"]
 from pathlib import Path
 
 import numpy as np
 import soundfile
-from IPython.display import Audio, Markdown, display
+from IPython.display import Markdown, display
 from myst_nb import glue
 
-from srnn.book.pages import batch_record, committed_record
-from srnn.book.plots import piano_rolls, waveforms
+from srnn.book.pages import batch_record, committed_record, ran_on
+from srnn.book.plots import piano_rolls, play, waveforms
 from srnn.records.store import run_name
 from srnn.records.tables import protocol
 
@@ -44,7 +44,7 @@ def runs_with_samples(domain, datasets):
         for record in (committed_record(domain, name), batch_record(domain, name, results_dir)):
             if record is not None and record.get("samples"):
                 first = ", first protocol" if protocol(record) == "first" else ""
-                found.append((f"{dataset}, {record['profile']} profile{first}", record))
+                found.append((f"{dataset}, {record['profile']} profile{first}, {ran_on(record)}", record))
     return found
 
 
@@ -71,8 +71,7 @@ for label, record in music:
 
 # %%
 for label, record in music:
-    audio, rate = soundfile.read(Path(record["path"]) / "samples" / "sample1.wav", dtype="float32")
-    display(Markdown(f"**{label}**, sample 1:"), Audio(audio, rate=rate))
+    display(Markdown(f"**{label}**, sample 1:"), play(Path(record["path"]) / "samples" / "sample1.wav"))
 if not music:
     print("no music run with samples yet: the training pages say how to make one")
 
@@ -80,19 +79,21 @@ if not music:
 # ## Speech
 #
 # Raw waveforms sampled from the speech models, 16 kHz, back in audio units
-# (`SpeechData.waveform` undoes the normalization).
+# (`SpeechData.waveform` undoes the normalization). The waveforms show each clip's real
+# loudness; the players scale every clip to its own peak, on this page as on Baselines.
 
 # %% mystnb={"figure": {"caption": "Waveforms sampled from SRNN trained on speech."}}
-clips = []
+clips, paths = [], []
 for label, record in speech:
     for path in sorted((Path(record["path"]) / "samples").glob("*.wav"))[:2]:
         audio, rate = soundfile.read(path, dtype="float32")
         clips.append((f"{label}: {path.stem}", audio, rate))
+        paths.append((f"{label}: {path.stem}", path))
 if clips:
     display(waveforms([c[1] for c in clips], [c[0] for c in clips], clips[0][2]))
 
 # %%
-for title, audio, rate in clips:
-    display(Markdown(f"**{title}**:"), Audio(audio, rate=rate))
-if not clips:
+for title, path in paths:
+    display(Markdown(f"**{title}**:"), play(path))
+if not paths:
     print("no speech run with samples yet: the training pages say how to make one")

@@ -9,7 +9,7 @@
 # %% [markdown]
 # # Smoothing, filtering and Resq
 #
-# Table 1 of {cite:t}`fraccaro2016srnn` compares four inference networks on speech:
+# The paper's Table 1 {cite:p}`fraccaro2016srnn` compares four inference networks on speech:
 # *smoothing* (a backward GRU gives $q$ the future $x_{t:T}$) or *filtering* (a dense
 # layer on the present step only), each with or without *Resq*, the posterior mean
 # learned as a correction of the prior mean, $\mu^{(q)}_t = \mu^{(p)}_t + \Delta\mu_t$.
@@ -31,11 +31,11 @@ overrides = {}          # applied to every variant
 train = ["jsb"]         # the data sets this batch trains; the others show their committed runs
 iwae_samples = 100
 
-# %%
+# %% tags=["remove-input"]
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from srnn.book.pages import COMMITTED, FIRST_GROUP, run_groups
+from srnn.book.pages import COMMITTED, FIRST_GROUP, ran_on, run_groups
 from srnn.book.plots import markdown_table, validation_by_group
 from srnn.experiment import VARIANTS
 from srnn.records.paper import PAPER_SPEECH
@@ -51,7 +51,6 @@ for dataset in datasets:
                                         runs_dir=runs_dir, iwae_samples=iwae_samples)
     for note in notes:
         display(Markdown(note))
-print({dataset: {group: sorted(runs) for group, runs in g.items()} for dataset, g in groups.items()})
 
 # %% [markdown]
 # ## Validation bound during training
@@ -65,7 +64,8 @@ shown = False
 for group in ("committed", FIRST_GROUP):
     runs = {title: groups[dataset][group] for dataset, title in datasets.items() if groups[dataset].get(group)}
     if runs:
-        display(validation_by_group(runs, "elbo_per_step", f"{group} runs", first_epoch=10))
+        where = ", ".join(sorted({ran_on(r) for g in runs.values() for r in g.values()}))
+        display(validation_by_group(runs, "elbo_per_step", f"{group} runs ({where})", first_epoch=10))
         shown = True
 if not shown:
     print("no committed run of any variant yet")
@@ -81,15 +81,18 @@ else:
 # %% [markdown]
 # ## Test bound
 #
-# Test ELBO per step (mean over pieces, as in Table 2) with the KL term per step after it.
-# A `smoke` build adds rows for the tiny models it trained.
+# Test ELBO per step (mean over pieces, as in the paper's Table 2) with the KL term per
+# step after it, and the device each run trained on: one seed follows different paths on a
+# CPU and on a GPU, so the same label on another page, run on another device, reads
+# another number. A `smoke` build adds rows for the tiny models it trained.
 
 # %% tags=["remove-input"]
 key = "elbo_per_step_seq" if domain == "music" else "elbo_per_seq"
 rows = []
 for group in dict.fromkeys(g for dataset in datasets for g in groups[dataset]):
     for variant in VARIANTS:
-        cells = [group, f"SRNN ({variant})"]
+        found = [groups[dataset].get(group, {}).get(variant) for dataset in datasets]
+        cells = [group, f"SRNN ({variant})", ", ".join(sorted({ran_on(r) for r in found if r is not None})) or "-"]
         for dataset in datasets:
             r = groups[dataset].get(group, {}).get(variant)
             missing = {"committed": "no run yet", FIRST_GROUP: "-"}.get(group, "not trained by this batch")
@@ -97,7 +100,7 @@ for group in dict.fromkeys(g for dataset in datasets for g in groups[dataset]):
             if r is not None:
                 glue(f"elbo_{group}_{dataset}_{variant}", r["test"][key], display=False)
         rows.append(cells)
-markdown_table(["runs", "model", *(f"{title}: test ELBO per step" for title in datasets.values())], rows,
+markdown_table(["runs", "model", "device", *(f"{title}: test ELBO per step" for title in datasets.values())], rows,
                caption="The four SRNN variants on music, authors' arrays: test ELBO per step (mean over pieces) "
                        "and KL per step.", name="tab-variants")
 
@@ -105,14 +108,14 @@ markdown_table(["runs", "model", *(f"{title}: test ELBO per step" for title in d
 # ## The paper's ordering, on music
 #
 # The ranking of the variants on each data set, from the table above (committed runs),
-# next to the ranking of Table 1 on speech.
+# next to the ranking of the paper's Table 1 on speech.
 
 # %%
 def ranking(scores: dict) -> str:
     return " > ".join(sorted(scores, key=scores.get, reverse=True))
 
 
-lines = [f"- {title} (paper, Table 1): " + ranking({v: PAPER_SPEECH[v][corpus] for v in PAPER_SPEECH})
+lines = [f"- {title} (the paper's Table 1): " + ranking({v: PAPER_SPEECH[v][corpus] for v in PAPER_SPEECH})
          for corpus, title in (("blizzard", "Blizzard"), ("timit", "TIMIT"))]
 for dataset, title in datasets.items():
     for group in ("committed", FIRST_GROUP):
@@ -121,7 +124,8 @@ for dataset, title in datasets.items():
         if len(runs) == len(VARIANTS):
             scores = {v: runs[v]["test"][key] for v in VARIANTS}
             best, worst = max(scores.values()), min(scores.values())
-            lines.append(f"- {title} ({which}): {ranking(scores)}; best minus worst {best - worst:.3f} nats per step")
+            where = ", ".join(sorted({ran_on(r) for r in runs.values()}))
+            lines.append(f"- {title} ({which}, {where}): {ranking(scores)}; best minus worst {best - worst:.3f} nats per step")
         elif group == "committed":
             lines.append(f"- {title} ({which}): {len(runs)} of {len(VARIANTS)} variants committed, no ranking yet")
 committed_runs = load_runs(COMMITTED, profile="paper")

@@ -8,8 +8,8 @@ record (under ``results/``, trained with the paper's settings) when there is one
 a batch whose profile records elsewhere (``smoke``: ``runs/smoke/results``), also the
 record that batch just trained, labelled with its profile. A run that has no committed
 record is reported with the command that makes it, never silently left out; where only its
-first-protocol record exists (``<id>-legacy``, made before issue 10), that one is shown and
-labelled as such.
+first-protocol record exists (``<id>-legacy``, made with the first protocol, before the
+original code's protocol became the default), that one is shown and labelled as such.
 """
 from __future__ import annotations
 
@@ -47,24 +47,50 @@ def batch_record(domain: str, run_id: str, results_dir: str) -> dict | None:
     return None if Path(results_dir) == Path(COMMITTED) else find_record(domain, run_id, results_dir)
 
 
-def missing_run(title: str, domain: str, run_id: str, page: str, corpus_env: str = "") -> str:
-    """Markdown for a run that has no committed record: what is missing and the command."""
+def missing_run(title: str, domain: str, run_id: str, page: str, corpus_env: str = "",
+                first_protocol: bool = False) -> str:
+    """Markdown for a run that has no committed record: what is missing and the command;
+    ``first_protocol``: its first-protocol run is committed and shown instead."""
     env = f"{corpus_env}=/path/to/the/corpus " if corpus_env else ""
-    return (f"**No committed run yet** for {title}: `{COMMITTED}/{domain}/{run_id}/run.json` does not "
-            f"exist. To make it, run on a GPU box\n\n"
+    head = (f"**{title}: only the first protocol's run is committed** (`{run_id}{LEGACY}`, shown on this page); "
+            f"no run with the original code's protocol yet" if first_protocol else
+            f"**No committed run yet** for {title}: `{COMMITTED}/{domain}/{run_id}/run.json` does not exist")
+    return (f"{head}. To make it (at the paper's settings: hours on a GPU, longer on a CPU), run\n\n"
             f"```bash\n{env}python -m srnn.runner --profile paper --pages {page}\n```\n\n"
             f"and commit `{COMMITTED}/{domain}/{run_id}/`.")
+
+
+def ran_on(record: dict) -> str:
+    """Where a run ran, as its record names it: 'cpu: x86_64' or 'cuda: NVIDIA H100 80GB HBM3'.
+    One seed follows different paths on different devices, so two runs of one label differ."""
+    return record["hardware"]["device"]
+
+
+def test_bound_note(domain: str) -> str:
+    """What a training page's table of test bounds holds, for music or for speech."""
+    if domain == "music":
+        return ("Each test piece is scored whole, in one pass; the bound per step is the mean over pieces of each "
+                "piece's bound divided by its length (the estimator of the paper's Table 2), then the bound summed "
+                "over all test frames divided by their number, and the importance-weighted bound.")
+    return ("The test scores each sequence in one pass with its first frame only an input, as the original code's "
+            "TIMIT test; the column *windows* is the second estimator, windows that carry the state and score every "
+            "frame, which is not comparable with the paper's Table 1. The table also divides the bound per step by "
+            "the 200 samples of a frame: nats per sample on the normalized scale the model sees, and bits per sample "
+            "of the raw waveform (floats in $[-1, 1]$, so $\\log p_{\\text{raw}} = \\log p_{\\text{norm}} - "
+            "\\log \\sigma$), the unit of later benchmarks (Havtorn et al., 2022, in the References).")
 
 
 def run_summary(record: dict) -> str:
     """Markdown: what the run is, where and how long it ran, and the command that remakes it."""
     still = " (still improving)" if record["still_improving"] else ""
-    first = ("**A run of this project's first protocol** (made before issue 10, see the Results page; "
-             "no run with the original code's protocol is committed yet). " if protocol(record) == "first" else "")
+    first = ("**A run of this project's first protocol** (made before the original code's protocol became the "
+             "default; the page Before the original protocol lists how the two differ). No run with the original "
+             "code's protocol is committed yet. " if protocol(record) == "first" else "")
     changed = departures(record)
     if changed:
         first += f"**Not the paper's settings** ({', '.join(changed)}): not comparable with the paper's tables. "
-    return (f"{first}Run `{record['id']}`, profile `{record['profile']}`: {record['epochs']} epochs on "
+    epochs = f"{record['epochs']} epoch" + "s" * (record["epochs"] != 1)
+    return (f"{first}Run `{record['id']}`, profile `{record['profile']}`: {epochs} on "
             f"{record['hardware']['device']} in {record['wall_time_s'] / 60:.1f} min; best validation "
             f"bound at epoch {record['best_epoch']}{still}. Reproduce with `{record['command']}`."
             + missing_history(record))
@@ -78,6 +104,13 @@ def missing_history(record: dict) -> str:
     history = Path(record["path"]) / "history.jsonl"
     return (f" **No learning curve**: `{history}` is missing, so this run's epochs cannot be shown; restore "
             f"it (`git checkout -- {history}`) or rerun the command above.")
+
+
+def sample_minutes(runs_dir: str) -> float:
+    """Minutes of audio in the embedded speech sample, all splits together (prepared under
+    ``<runs_dir>/data`` where it is not yet)."""
+    prepared = speech.load_prepared(speech.prepare_sample(Path(runs_dir) / "data"), batch_size=1)
+    return sum(split["seconds"] for split in prepared.manifest["splits"].values()) / 60
 
 
 def train_run(domain: str, dataset: str, *, preset_name: str, overrides: dict, profile: str, device: str,
@@ -135,7 +168,8 @@ def run_groups(specs: list[dict], *, domain: str, dataset: str, page: str, train
         found = find_record(domain, run_name(domain, dataset, **args(s)))
         old = find_record(domain, run_name(domain, dataset, **args(s)) + LEGACY)
         if found is None:
-            notes.append(missing_run(s["label"], domain, run_name(domain, dataset, **args(s)), page))
+            notes.append(missing_run(s["label"], domain, run_name(domain, dataset, **args(s)), page,
+                                     first_protocol=old is not None))
         else:
             committed[s["label"]] = found
         if old is not None:
@@ -156,3 +190,30 @@ def committed_models(models: dict[str, list[str]], *, domain: str, page: str,
                                      page=page, train=False, results_dir=results_dir)
         committed[dataset], notes = groups["committed"], notes + missing
     return committed, notes
+
+
+def chosen_setting(found: dict | None, paper_run: dict | None) -> tuple[str, list[str], list[tuple]]:
+    """A training page's view of :func:`srnn.records.tables.chosen` for its set: a paragraph
+    on the setting chosen on validation, and a table of the chosen setting's seeds (each with
+    its device), their mean and spread, beside the paper-settings run and the paper's number."""
+    from ..records.tables import setting
+
+    headers = ["run", "setting", "seed", "device", "epochs (best)", "test ELBO / step (mean over pieces)"]
+    if found is None:
+        return ("No setting has been chosen on validation for this set yet: no committed run with the original "
+                "code's protocol and the paper's seed.", headers, [])
+    best = found["chosen"]
+    text = (f"Besides the paper's settings, {len(found['candidates'])} setting(s) were trained on this set with the "
+            f"paper's seed and compared on the best validation bound alone (the Results page lists them). The "
+            f"chosen one is **{setting(best)}** (run `{best['id']}`, best validation ELBO per step "
+            f"{best['valid_best']['elbo_per_step']:.3f}); it was rerun with {len(found['seeds']) - 1} other "
+            f"seed(s) on the same kind of device, so that a setting can be told from a lucky seed.")
+    row = lambda label, r: (label, setting(r), r["seed"], ran_on(r), f"{r['epochs']} ({r['best_epoch']})",
+                            f"{r['test']['elbo_per_step_seq']:.3f}")
+    rows = [row("paper's settings", paper_run)] if paper_run is not None and paper_run is not best else []
+    rows += [row("chosen" if r is best else "chosen, another seed", r) for r in found["seeds"]]
+    spread = "-" if found["std"] is None else f"sd {found['std']:.3f}"
+    rows.append((f"chosen, mean over {len(found['seeds'])} seed(s)", setting(best), "-", "-", "-",
+                 f"{found['mean']:.3f} ({spread})"))
+    rows.append(("the paper's Table 2", "-", "-", "-", "-", f"{found['paper']:.2f}"))
+    return text, headers, rows

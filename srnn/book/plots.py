@@ -25,20 +25,47 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence], caption: st
     return Markdown("\n".join([f"```{{table}} {caption}", f":name: {name}", "", *pipe_table(headers, rows), "```"]))
 
 
+def play(path):
+    """An audio player for a WAV file, scaled to its peak as IPython scales an array: every
+    page plays its clips the same way, so that their loudness does not depend on the page."""
+    import soundfile
+    from IPython.display import Audio
+
+    audio, rate = soundfile.read(str(path), dtype="float32")
+    return Audio(audio.T if audio.ndim > 1 else audio, rate=rate, normalize=True)
+
+
+def zoom(ax, series: Sequence[Sequence[float]], skip: float = 0.1) -> None:
+    """Fit the y-axis to where the curves converge: their values after the first ``skip``
+    share of each (at least its first point when it has five or more), with a margin; the
+    early epochs then run off the panel instead of flattening the rest."""
+    kept = [v for ys in series for v in ys[max(int(len(ys) * skip), 1 if len(ys) >= 5 else 0):]
+            if np.isfinite(v)]
+    if len(kept) < 2:
+        return
+    lo, hi = min(kept), max(kept)
+    pad = 0.08 * (hi - lo) or 0.05 * abs(hi) or 0.1
+    ax.set_ylim(lo - pad, hi + pad)
+
+
 def training_curves(history: list[dict], title: str = ""):
     """The bound and the KL term per step against epochs, from a run's ``history.jsonl``:
     training (beta-weighted as trained, averaged over the epoch) and validation (beta = 1),
-    with the KL temperature beta on a second axis."""
+    with the KL temperature beta on a second axis; each panel zoomed where the curves
+    converge (:func:`zoom`)."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
     epochs = [r["epoch"] for r in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
     for ax, key, label in ((left, "elbo_per_step", "ELBO per step"), (right, "kl_per_step", "KL per step")):
+        series = []
         for split, style in (("train", "-"), ("valid", "o--")):
             points = [(r["epoch"], r[f"{split}_{key}"]) for r in history if f"{split}_{key}" in r]
             if points:
-                ax.plot(*zip(*points), style, label=split)
+                ax.plot(*zip(*points), style, ms=3, label=split)
+                series.append([p[1] for p in points])
+        zoom(ax, series)
         ax.set(xlabel="epoch", ylabel=label)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -72,12 +99,16 @@ def _validation_panels(panels: Sequence[tuple[str, dict[str, dict], str]], title
 
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.4), squeeze=False)
     for ax, (name, runs, key) in zip(axes[0], panels):
+        series = []
         for label, record in runs.items():
             points = [(h["epoch"], h[f"valid_{key}"]) for h in record["history"]
                       if f"valid_{key}" in h and h["epoch"] >= first_epoch]
             if not record["history"]:          # said in the legend, not left out without a word
                 label += " (no history.jsonl: not drawn)"
             ax.plot(*(zip(*points) if points else ([], [])), "o-", ms=2, label=label)
+            if points:
+                series.append([p[1] for p in points])
+        zoom(ax, series)
         ax.set(xlabel="epoch", ylabel="validation " + key.replace("_", " ").replace("elbo", "ELBO").replace("kl", "KL"))
         if name != title:
             ax.set_title(name)
@@ -152,15 +183,18 @@ def kl_per_dimension(kl: dict[str, np.ndarray], threshold: float):
     ``threshold`` nats per step count as active units."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.4))
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    top = threshold
     for label, values in kl.items():
         values = np.sort(np.asarray(values))[::-1]
         active = int((values > threshold).sum())
-        ax.plot(np.arange(1, len(values) + 1), values, "o-", ms=3, label=f"{label} ({active} active)")
+        top = max(top, float(values.max()))
+        ax.plot(np.arange(1, len(values) + 1), values, "o-", ms=3, label=f"{label} ({active} active)", clip_on=False)
     ax.axhline(threshold, color="gray", ls=":", label=f"threshold {threshold}")
     ax.set(xlabel="latent dimension (sorted)", ylabel="KL per step (nats)")
     ax.set_yscale("symlog", linthresh=threshold)
-    ax.legend(fontsize=8)
+    ax.set_ylim(0, top * 2)          # the largest dimensions inside the panel, with room above
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)   # beside, not over, the lines
     ax.grid(alpha=0.3)
     fig.tight_layout()
     plt.close(fig)

@@ -156,8 +156,8 @@ def generate_command(argv: list[str]) -> int:
     out = Path(args.out)
     _check_output_folder(out)
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:
-        raise UserError(f"--out {out} already holds an earlier output; name a new folder, or add --overwrite to "
-                        f"replace it whole")
+        raise UserError(f"--out {out} already holds files of an earlier output; name a new folder, or add "
+                        f"--overwrite to replace it whole")
     model = _load(args)
     if model.cfg.output != "bernoulli":
         raise UserError(f"{args.pretrained or args.checkpoint} is a speech model: srnn generate writes music; "

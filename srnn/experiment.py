@@ -291,14 +291,15 @@ def run_command(argv: list[str], prog: str = "python -m srnn.experiment",
     its own call made."""
     p = ArgumentParser(prog=prog, description=__doc__, epilog=settings_help(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("domain", choices=["music", "speech"])
+    p.add_argument("domain", choices=["music", "speech"], help="music (piano rolls) or speech (raw audio)")
     p.add_argument("--dataset", choices=["jsb", "nottingham", "muse", "piano"], help="music: the data set")
     p.add_argument("--form", default="npz", choices=["npz", "classic", "pickle"],
                    help="music: npz (the authors' arrays), classic (.mat rolls) or pickle")
     p.add_argument("--prepared", help="speech: a folder that python -m srnn.speech prepared")
     p.add_argument("--preset", help="config preset (default: music / speech_small; the paper's TIMIT and "
                                     "Blizzard models are the presets timit and blizzard)")
-    p.add_argument("--variant", default="smooth+Resq", choices=sorted(VARIANTS))
+    p.add_argument("--variant", default="smooth+Resq", choices=sorted(VARIANTS),
+                   help="SRNN's inference network: smoothing or filtering, with or without Resq (default smooth+Resq)")
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="config overrides, e.g. batch_size=8 kl_start=0.0 (JSON values)")
     p.add_argument("--iwae-samples", type=int, default=100,

@@ -411,7 +411,7 @@ def test_ctrl_c_while_a_command_starts_is_one_line(tmp_path, twice):
                "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")]
     started = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    time.sleep(1.5)          # past srnn's own first lines (its handler), still starting: importing torch, data
+    time.sleep(0.3)                                                  # importing torch
     started.send_signal(signal.SIGINT)
     if twice:
         time.sleep(0.05)

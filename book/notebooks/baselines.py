@@ -16,13 +16,11 @@
 # standard normal one, VRNN-I) and a posterior that sees only the present frame. A plain RNN has no latent
 # state at all. The paper's Table 1 {cite:p}`fraccaro2016srnn` puts SRNN well above the VRNN rows it quotes.
 #
-# This page runs the three side by side under one protocol: the same optimizer, KL schedule, early stopping
-# and test, the same GRU cell, output distributions and floors, and parameter counts within 0.3% of SRNN's
-# (`srnn.models.baselines`, tested against a step-by-step reference). It tests the paper's claims one by one,
-# then the later critique of {cite:t}`dai2019`: with a fully factorized output, a latent model can use the
-# correlation between the 200 samples *within* a frame, which an RNN with the same output cannot; permuting
-# the samples of every frame by one fixed permutation leaves that correlation in place and scrambles
-# everything that depends on their order.
+# This page runs the three under one protocol (optimizer, KL schedule, early stopping, test, GRU cell, outputs,
+# parameter counts within 0.3% of SRNN's; `srnn.models.baselines`, tested against a step-by-step reference),
+# tests the paper's claims one by one, then the critique of {cite:t}`dai2019`: a latent model with a factorized
+# output can use the correlation *within* a frame, which an RNN cannot; one fixed permutation of every frame's
+# samples keeps that correlation and scrambles everything that depends on their order.
 
 # %% tags=["parameters"]
 profile = "smoke"
@@ -58,11 +56,10 @@ fresh = {dataset: {m: train_run("speech", dataset, preset_name=preset_name, over
 # %% [markdown]
 # ## The embedded speech sample
 #
-# The models are small (`speech_small`: GRUs of 64 units for SRNN; the baselines sized to match its 139,472
-# weights; the GMM baselines keep those sizes, and their 20-component output layer makes them several times
-# larger) and so is the sample ({glue:text}`sample_minutes:.1f` minutes of LibriSpeech, all splits together):
-# these numbers compare the models at this scale, not on TIMIT. Bounds are per 0.5 s test sequence, the unit
-# of the paper's Blizzard column: 40 frames of 200 samples, the first only an input, so 39 frames are scored.
+# Small models (`speech_small`: SRNN's GRUs of 64 units, the baselines sized to its 139,472 weights; the GMM
+# output layer makes those several times larger) on a small sample ({glue:text}`sample_minutes:.1f` minutes of
+# LibriSpeech): they compare the models at this scale, not on TIMIT. Bounds are per 0.5 s test piece, the unit of
+# the paper's Blizzard column: all 40 frames of 200 samples, the first predicted from a zero input.
 
 # %% tags=["remove-input"]
 sample = committed["sample"]
@@ -86,10 +83,9 @@ display(Markdown("\n".join(model_comparison.claims(sample))))
 # %% [markdown]
 # ## Permuting the samples within every frame
 #
-# The same sample, prepared with every frame's 200 samples reordered by one fixed permutation (`python -m
-# srnn.speech sample --permute-seed 1`). A model that gains mainly from the correlation inside a frame keeps
-# its bound; one that depends on the order of the samples loses it. If the ranking of the models survives the
-# permutation, their advantage is not about waveform shape.
+# The sample with every frame's 200 samples reordered by one fixed permutation (`python -m srnn.speech sample
+# --permute-seed 1`): a model that gains from the correlation inside a frame keeps its bound, one that depends on
+# the samples' order loses it. If the ranking survives, the advantage is not about waveform shape.
 
 # %% tags=["remove-input"]
 markdown_table(*model_comparison.permutation_table(sample, committed["sample-perm"]), caption="Test bounds per 0.5 s "
@@ -99,20 +95,17 @@ markdown_table(*model_comparison.permutation_table(sample, committed["sample-per
 # %% [markdown]
 # ## Listening
 #
-# Two seconds sampled from each model's prior, where its run wrote samples, each clip scaled
-# to its own peak, as on the Samples page: compare loudness on waveforms, not here.
+# Two seconds from each model's prior, each clip scaled to its own peak as on the Samples page.
 
 # %% tags=["remove-input"]
-for label, wav in model_comparison.first_samples(sample):
-    display(Markdown(f"**{label}**"), play(wav))
+display(*(x for label, wav in model_comparison.first_samples(sample) for x in (Markdown(f"**{label}**"), play(wav))))
 
 # %% [markdown]
 # ## Music: the sets of the paper's Table 2
 #
-# VRNN, VRNN-I and the RNN on the authors' arrays, with the protocol of SRNN's main runs (`--preset
-# vrnn_music`, `rnn_music`). The paper has no VRNN row for music. Per set: the bounds, the claims, the
-# training curves, each model's first sample from its prior as a piano roll (time to the right, MIDI note up),
-# and the first set's samples played.
+# VRNN, VRNN-I and the RNN on the authors' arrays with the protocol of SRNN's main runs (the paper has no VRNN
+# row for music). Per set: the bounds, the claims, the training curves, each model's first sample from its
+# prior as a piano roll (time to the right, MIDI note up), and the first set's samples played.
 
 # %% tags=["remove-input"]
 music_runs = load_runs(COMMITTED)
@@ -127,13 +120,9 @@ for title, records in music.items():
 # %% [markdown]
 # ## Does SRNN beat VRNN with equal tuning?
 #
-# The rows above use the paper's settings for every model: there VRNN is ahead of SRNN on
-# all four sets. SRNN moved ahead of the paper's numbers only with dropout and batch 8,
-# settings VRNN had not been given. The fair question is each model at its best under the
-# same search: both are searched by one grid (the paper's settings, batch 8, dropout 0.25,
-# both; see the Results page) and chosen on validation, then run with three seeds. A model
-# is called ahead where the difference of the seed means is more than twice its standard
-# error; until both searches on a set are complete, the set's answer stays open.
+# With the paper's settings VRNN is ahead on every set; SRNN moved ahead only with batch 8 and dropout. So both
+# are searched by one grid, chosen on validation and run with three seeds (see Results); a model is ahead where
+# the difference of the seed means exceeds twice its standard error.
 
 # %% tags=["remove-input"]
 display(Markdown("\n".join(report.equal_tuning_lines(music_runs))))
@@ -150,13 +139,10 @@ for title, records in music.items():
 
 # %% tags=["remove-input"]
 for title, records in list(music.items())[:1]:
-    for label, wav in model_comparison.first_samples(records):
-        display(Markdown(f"**{title}, {label}**"), play(wav))
+    display(*(x for label, wav in model_comparison.first_samples(records) for x in (Markdown(f"**{title}, {label}**"), play(wav))))
 
 # %% [markdown]
-# ## This batch's own runs
-#
-# The models this build trained itself (a `smoke` build: tiny models; not results), if any.
+# ## This batch's own runs (a `smoke` build trains tiny models: not results)
 
 # %% tags=["remove-input"]
 for dataset, records in fresh.items():

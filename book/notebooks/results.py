@@ -14,7 +14,9 @@
 # config, the data fingerprint, the code commit, the hardware and the command that
 # reproduces it; a row without a record says so instead of showing a number. Only runs
 # of the `paper` profile count here: smoke runs are never committed. Our runs follow the
-# original Theano/Lasagne code's protocol point by point (see *The implementation*); runs
+# original Theano/Lasagne code's protocol (see *The implementation*) with three departures,
+# each an option: Adam's epsilon added where torch adds it, the GRUs' hidden-side bias, and
+# music runs that go on past 50 epochs while validation improves; runs
 # made before, with this project's first protocol, keep their records under ids ending in
 # `-legacy`, and the next page shows what they measured.
 

@@ -96,6 +96,8 @@ def chosen_table(runs: list[dict], proto: str = "original",
         for r, note in [(r, " **(chosen)**" if r is c["chosen"] else "") for r in c["candidates"]] + \
                        [(r, " (tried before the grid; not a candidate)") for r in c["earlier"]]:
             gap = "-" if paper is None else f"{r['test']['elbo_per_step_seq'] - paper:+.3f}"
+            if tables.diverged(r):                      # its numbers mean nothing: said, not ranked
+                note += " (diverged: its bound is below a fair coin's for every key)"
             rows.append((title, tables.setting(r) + note, f"{r['valid_best']['elbo_per_step']:.3f}",
                          r["best_epoch"], tables.test_elbo(r) + drift_mark(r), gap, f"`{r['id']}`"))
             shown.append(r)
@@ -285,8 +287,10 @@ def epsilon_lines(diagnosed: dict[str, dict]) -> list[str]:
     for label, r in diagnosed.items():
         history = [h for h in r["history"] if "adam_eps_share" in h]
         shares, norms = [h["adam_eps_share"] for h in history], [h["grad_norm"] for h in history]
+        low, high = f"{min(shares):.0%}", f"{max(shares):.0%}"
+        share = f"about {low}" if low == high else f"{low} to {high}"
         lines.append(f"- {label} (Adam epsilon {r['config']['adam_eps']:g}, {r['config']['adam_eps_style']} "
-                     f"style): {min(shares):.0%} to {max(shares):.0%} of the weights below epsilon; mean gradient "
+                     f"style): {share} of the weights below epsilon; mean gradient "
                      f"norm {min(norms):.2f} to {max(norms):.1f}")
     return lines
 

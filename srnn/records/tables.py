@@ -171,6 +171,12 @@ def equal_tuning(runs: list[dict], dataset: str) -> dict:
     return out
 
 
+def diverged(record: dict) -> bool:
+    """Whether a music run's test bound per step lies below that of a fair coin for each of
+    the 88 keys (88 ln 2 = 61 nats): a model that bad has diverged, not learned."""
+    return record.get("domain") == "music" and record["test"]["elbo_per_step_seq"] < -88 * math.log(2)
+
+
 def test_elbo(record: dict) -> str:
     """A record's test ELBO per step (mean over pieces) with its standard error over sample
     paths, or marked as one path (records made before the test bound was averaged, and the

@@ -410,7 +410,10 @@ def test_ctrl_c_while_a_command_starts_is_one_line(tmp_path, twice):
     command = [sys.executable, "-m", "srnn.experiment", "music", "--dataset", "jsb", "--profile", "smoke",
                "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")]
     started = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                               cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                               cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                               # as from a terminal, even where this suite runs in the background (a shell
+                               # starts background jobs with Ctrl-C ignored, and children inherit that)
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(0.3)                                                  # importing torch
     started.send_signal(signal.SIGINT)
     if twice:

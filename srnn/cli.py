@@ -68,20 +68,18 @@ def settings_command(argv: list[str]) -> int:
 
 
 def _pretrained_help() -> str:
-    from .pretrained import PRETRAINED
+    from .pretrained import released
 
-    shipped = [name for name, p in PRETRAINED.items() if p.file.shipped]
-    other = [name for name in PRETRAINED if name not in shipped]
-    return (f"a trained model by name: {', '.join(shipped)} (shipped with the package)"
-            + (f"; {', '.join(other)} only where you copied its exported file into $SRNN_CACHE "
-               "(see srnn.pretrained)" if other else ""))
+    return (f"a released model by name: {', '.join(released())} (each with its card in data/pretrained/; "
+            "the exact float32 copy where it is in $SRNN_CACHE, else the 8-bit copy in the package)")
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--pretrained", metavar="NAME", help=_pretrained_help())
     which.add_argument("--checkpoint", help="a run's checkpoint, e.g. runs/jsb-npz-smooth-resq/best.pt")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the sampling (default: 0)")
+    parser.add_argument("--seed", type=int, help="seeds the sampling (default: evaluate takes the run's own seed, "
+                        "as its record did; generate 0)")
 
 
 def _load(args) -> torch.nn.Module:
@@ -92,26 +90,34 @@ def _load(args) -> torch.nn.Module:
 
 def evaluate_command(argv: list[str]) -> int:
     from .experiment import check_fits
-    from .training.evaluate import evaluate
+    from .pretrained import released
+    from .training.evaluate import evaluate, test_elbo
 
     parser = ArgumentParser(prog="srnn evaluate", description=OWN["evaluate"] + ": the ELBO and the "
                             "importance-weighted bound per step, averaged over sequences as the authors' code")
     _model_options(parser)
     parser.add_argument("domain", choices=["music", "speech"], help="the kind of data: music (needs --dataset) "
                         "or speech (needs --prepared)")
-    parser.add_argument("--dataset", choices=["jsb", "nottingham", "muse", "piano"], help="music: the data set")
+    parser.add_argument("--dataset", choices=["jsb", "nottingham", "muse", "piano"],
+                        help="music: the data set (default: the one a pretrained model was trained on)")
     parser.add_argument("--form", default="npz", choices=["npz", "classic", "pickle"], help="music: its form")
     parser.add_argument("--prepared", help="speech: a folder that srnn prepare made")
     parser.add_argument("--split", default="test", choices=["valid", "test"],
                         help="which split to score (default: test)")
+    parser.add_argument("--paths", type=int, help="sample paths the ELBO is averaged over (default: as the "
+                        "record of a pretrained model, else 10)")
     parser.add_argument("--iwae-samples", type=int, default=1, help="K of the importance-weighted bound (1: none)")
     args = parser.parse_args(argv)
-    if args.iwae_samples < 1:
-        parser.error("--iwae-samples must be at least 1")
+    if args.iwae_samples < 1 or (args.paths is not None and args.paths < 1):
+        parser.error("--iwae-samples and --paths must be at least 1")
     model = _load(args)
+    release = released()[args.pretrained] if args.pretrained else None
+    paths = args.paths or (release.paths if release else 10)
+    seed = model.cfg.seed if args.seed is None else args.seed
     cfg = model.cfg
     if args.domain == "music":
         from .datasets.music import dataset
+        args.dataset = args.dataset or (release.dataset if release else None)
         if not args.dataset:
             parser.error("music needs --dataset")
         data = dataset(args.dataset, args.form, batch_size=cfg.batch_size, window=cfg.window)
@@ -123,12 +129,21 @@ def evaluate_command(argv: list[str]) -> int:
         # fewer training chunks than that batch is evaluated all the same.
         data = load_prepared(args.prepared, batch_size=1, eval_batch_size=cfg.batch_size, window=cfg.window)
     check_fits(cfg, args.domain, data)
-    torch.manual_seed(args.seed)
-    found = evaluate(model, getattr(data, args.split), samples=args.iwae_samples)
-    print(f"{data.name} {args.split}: ELBO per step {found['elbo_per_step_seq']:.4f} (mean over sequences), "
-          f"{found['elbo_per_step']:.4f} (over all steps)"
-          + (f"; IWAE K={args.iwae_samples} {found['iwae_per_step_seq']:.4f}" if args.iwae_samples > 1 else ""))
+    batches = getattr(data, args.split)
+    found = test_elbo(model, batches, seed, paths)
+    line = (f"{data.name} {args.split}: ELBO per step {found['elbo_per_step_seq']:.4f} (mean over sequences), "
+            f"{found['elbo_per_step']:.4f} (over all steps); {paths} sample path(s), seed {seed}")
+    if args.iwae_samples > 1:
+        torch.manual_seed(seed)
+        iwae = evaluate(model, batches, samples=args.iwae_samples)["iwae_per_step_seq"]
+        line += f"; IWAE K={args.iwae_samples} {iwae:.4f}"
+    print(line)
+    if release and args.split == "test" and args.dataset == release.dataset and (seed, paths) == (release.seed,
+                                                                                                   release.paths):
+        print(f"{args.pretrained}, {model.copy} copy: the record says {release.record_test:.4f}, the shipped "
+              f"8-bit copy {release.shipped_test:.4f} (data/pretrained/{args.pretrained}.md)")
     return 0
+
 
 
 def generate_command(argv: list[str]) -> int:
@@ -165,7 +180,7 @@ def generate_command(argv: list[str]) -> int:
     prefix = None
     if args.continue_piece is not None:
         prefix = _test_piece(model, args.continue_piece, args.prefix_steps).expand(args.pieces, -1, -1)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seed or 0)
     with folder_replaced_whole(out) as fresh:
         written = music_samples(model, fresh, args.pieces, args.steps, args.step_seconds, prefix)
     for path in written:

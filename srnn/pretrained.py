@@ -1,79 +1,119 @@
-"""Trained models to load without training: the best-on-validation model of a committed run,
-its weights stored in 8 bits, with the run's config and data fingerprint.
+"""Trained models to load without training: for each music set, the SRNN and the VRNN that
+the search protocol of :mod:`srnn.records.grid` chose on validation (their paper-seed runs).
 
     from srnn.pretrained import load_pretrained
-    model = load_pretrained("jsb")                 # the main JSB Chorales run, shipped
+    model = load_pretrained("jsb")                 # SRNN on JSB Chorales; "jsb-vrnn": VRNN
     rolls = model.generate(64, batch_size=4)       # (4, 64, 88) piano rolls
 
-Every weight matrix is stored as int8 with one float16 scale per row (its largest magnitude
-over 127), the vectors (biases) as float16: 3.3 MB for the music model, a quarter of its
-float32 size. The JSB Chorales model ships in ``data/pretrained/``. The other sets' main
-runs are registered by the sha256 of their exported file, with no download address yet:
-where one is published, its URL goes into ``urls`` below; until then a user who has the
-file can copy it into the cache (``$SRNN_CACHE``, default ``~/.cache/srnn``) and it is
-verified before use. ``python -m srnn.pretrained export RUN_DIR RECORD_DIR OUT_DIR`` writes
-such a file from a run's ``best.pt`` and prints its registry entry; ``srnn evaluate
---pretrained NAME`` measures what the 8-bit weights score.
+Every model comes in two copies, listed with their sha256 in ``data/pretrained/models.json``
+and described by a model card beside it (``data/pretrained/<name>.md``):
+
+- the shipped copy, in the package: every weight matrix as int8 with one float16 scale per
+  row (its largest magnitude over 127), the vectors (biases) as float16, a quarter of the
+  float32 size. Its test bound lies a little below the record's; the card says how much.
+- the exact copy, in the release archive (``python -m srnn.release archive``): the float32
+  weights of the run's ``best.pt``, which reproduce the record's test bound exactly. Copy it
+  into the cache (``$SRNN_CACHE``, default ``~/.cache/srnn``) and it is found, verified and
+  preferred by the same name.
+
+``python -m srnn.release export`` writes both copies, the card and the list entry from a
+run of the protocol's choice.
 """
 from __future__ import annotations
 
-import hashlib
-import io
-import sys
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .config import Config
-from .datasets.registry import DataFile, fetch
-from .errors import ArgumentParser, UserError, command_line
-from .files import read_json, write_atomic
+from .datasets.registry import DataError, DataFile, cache_dir, check, data_dir, fetch
+from .errors import UserError
 from .models.baselines import build_model
-from .training.checkpoint import check_identity, load_checkpoint
 
 FORMAT = "srnn-pretrained-2"
-
-
-@dataclass(frozen=True)
-class Pretrained:
-    """One trained model: the data set it models, the run it comes from, and its file."""
-
-    dataset: str
-    run: str                 # the committed record, results/music/<run>/run.json
-    file: DataFile
-
-
-PRETRAINED = {
-    "jsb": Pretrained("jsb", "jsb-npz-smooth-resq", DataFile(
-        "jsb-npz-smooth-resq.pt", "8534672104b520ec8c7765b82b19907ceecdaec5d43ba0c459b80b82c735f3b8", 3_291_877,
-        urls=(), shipped="pretrained/jsb-npz-smooth-resq.pt")),
-    # Exported, not published yet: no address to fetch them from (add it to urls when there is one).
-    "nottingham": Pretrained("nottingham", "nottingham-npz-smooth-resq", DataFile(
-        "nottingham-npz-smooth-resq.pt", "f512df70e0e1b71e0ea221685b0b75c9a7117b1e6be1a0b17986b1561a1562ca",
-        3_291_877, urls=())),
-    "piano": Pretrained("piano", "piano-npz-smooth-resq", DataFile(
-        "piano-npz-smooth-resq.pt", "e8e6525fd438a7916eafcf12c2add33a5e6d3ce2e08b18fa8325c6a511e415b7",
-        3_291_877, urls=())),
-}
+MODELS_FILE = "pretrained/models.json"        # under data/
 
 
 class PretrainedError(UserError, ValueError):
     """An unknown or unusable pretrained model."""
 
 
-def load_pretrained(name: str, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """The pretrained model ``name`` (see PRETRAINED), verified, in float32 and eval mode."""
-    if name not in PRETRAINED:
-        raise PretrainedError(f"no pretrained model {name!r}; there are {sorted(PRETRAINED)}")
-    path = fetch(PRETRAINED[name].file)
+@dataclass(frozen=True)
+class Released:
+    """One released model: its set and model kind, the committed run it comes from, its
+    two copies, and how its record's test bound was computed (seed and sample paths)."""
+
+    name: str
+    dataset: str
+    variant: str
+    run: str
+    shipped: DataFile
+    exact: DataFile
+    seed: int
+    paths: int
+    record_test: float         # the record's test ELBO per step (mean over pieces), the exact copy's too
+    shipped_test: float        # the shipped copy's, by the same computation
+
+    @classmethod
+    def from_entry(cls, name: str, entry: dict) -> Released:
+        shipped, exact = entry["shipped"], entry["exact"]
+        return cls(name, entry["dataset"], entry["variant"], entry["run"],
+                   DataFile(shipped["file"], shipped["sha256"], shipped["size"], urls=(),
+                            shipped=f"pretrained/{shipped['file']}"),
+                   DataFile(exact["file"], exact["sha256"], exact["size"], urls=tuple(exact.get("urls", ()))),
+                   entry["seed"], entry["paths"], entry["record_test"], entry["shipped_test"])
+
+
+def release_name(dataset: str, variant: str) -> str:
+    """The name a released model loads by: the set for SRNN, '<set>-vrnn' for VRNN."""
+    return dataset if variant == "smooth+Resq" else f"{dataset}-{variant.lower()}"
+
+
+def released(folder: Path | None = None) -> dict[str, Released]:
+    """The released models by name, as ``data/pretrained/models.json`` lists them."""
+    path = (folder or data_dir()) / MODELS_FILE
+    entries = json.loads(path.read_text()) if path.is_file() else {}
+    return {name: Released.from_entry(name, entry) for name, entry in entries.items()}
+
+
+def exact_available(model: Released, cache: str | Path | None = None) -> bool:
+    """Whether the exact float32 copy is in the cache and verified."""
+    path = cache_dir(cache) / model.exact.name
+    return path.is_file() and check(path, model.exact) is None
+
+
+def load_pretrained(name: str, device: str | torch.device = "cpu", exact: bool | None = None) -> torch.nn.Module:
+    """The released model ``name``, verified, in float32 and eval mode. ``exact``: True for
+    the float32 copy (it must be in the cache), False for the shipped 8-bit copy, None for
+    the float32 copy where it is in the cache and the shipped one otherwise. The model
+    carries ``data`` (the fingerprint of its training data) and ``copy`` ('float32' or '8-bit')."""
+    models = released()
+    if name not in models:
+        raise PretrainedError(f"no pretrained model {name!r}; there are {sorted(models)}")
+    model = models[name]
+    if exact is None:
+        exact = exact_available(model)
+    try:
+        path = fetch(model.exact if exact else model.shipped)
+    except DataError as err:
+        raise PretrainedError(f"the exact float32 copy of {name!r} is not here: it is in the release archive "
+                              f"(weights/{model.exact.name}); {err}".replace("\n", " ")) from None
+    net = load_file(path)
+    net.copy = "float32" if exact else "8-bit"
+    return net.to(device).eval()
+
+
+def load_file(path: Path) -> torch.nn.Module:
+    """The model in one exported file (either copy), in float32 and eval mode, with ``data``."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
         raise PretrainedError(f"{path} is not an srnn pretrained model of format {FORMAT}")
-    model = build_model(Config.from_dict(saved["config"]))
-    model.load_state_dict({k: dequantize(v, saved["scales"].get(k)) for k, v in saved["model"].items()})
-    model.data = saved["data"]          # the fingerprint of the data it was trained on
-    return model.to(device).eval()
+    net = build_model(Config.from_dict(saved["config"]))
+    net.load_state_dict({k: dequantize(v, saved["scales"].get(k)) for k, v in saved["model"].items()})
+    net.data = saved["data"]
+    return net.eval()
 
 
 def quantize(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -85,49 +125,5 @@ def quantize(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
 
 
 def dequantize(stored: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
-    """The float32 weight that :func:`quantize` stored."""
+    """The float32 weight that :func:`quantize` stored (a float32 weight as it is)."""
     return stored.float() if scale is None else stored.float() * scale.float()
-
-
-def export(run_dir: str | Path, record_dir: str | Path, out_dir: str | Path) -> Path:
-    """Write the 8-bit weights of ``run_dir/best.pt``, checked to be the model of
-    the committed record in ``record_dir``: the same config, the same data (where the
-    checkpoint names it; older ones do not), and the record's best epoch with its
-    validation bound."""
-    run_dir, record_dir = Path(run_dir), Path(record_dir)
-    record = read_json(record_dir / "run.json")
-    path = run_dir / "best.pt"
-    ckpt = load_checkpoint(path)
-    check_identity({**ckpt, "data": ckpt.get("data", record["data"])}, Config.from_dict(record["config"]),
-                   record["data"], path, "export it")
-    saved = ckpt["history"][-1]
-    if (saved["epoch"], saved["valid_elbo_per_step"]) != (record["best_epoch"], record["valid_best"]["elbo_per_step"]):
-        raise PretrainedError(f"{path} holds epoch {saved['epoch']} (validation {saved['valid_elbo_per_step']}), "
-                              f"the record's best is epoch {record['best_epoch']} "
-                              f"({record['valid_best']['elbo_per_step']}): it is not that run's model")
-    stored = {k: quantize(v) for k, v in ckpt["model"].items()}
-    buffer = io.BytesIO()
-    torch.save({"format": FORMAT, "config": ckpt["config"], "data": record["data"], "run": record["id"],
-                "code": record["code"], "best_epoch": record["best_epoch"],
-                "model": {k: q for k, (q, _) in stored.items()},
-                "scales": {k: s for k, (_, s) in stored.items() if s is not None}}, buffer)
-    return write_atomic(Path(out_dir) / f"{record['id']}.pt", buffer.getvalue())
-
-
-@command_line
-def main(argv: list[str], prog: str = "python -m srnn.pretrained") -> int:
-    parser = ArgumentParser(prog=prog, description="Export a committed run's model in 8 bits.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    out = sub.add_parser("export", help="write RUN_DIR/best.pt as OUT_DIR/<run>.pt")
-    out.add_argument("run_dir")
-    out.add_argument("record_dir")
-    out.add_argument("out_dir")
-    args = parser.parse_args(argv)
-    path = export(args.run_dir, args.record_dir, args.out_dir)
-    data = path.read_bytes()
-    print(f"{path}: sha256 {hashlib.sha256(data).hexdigest()}, {len(data):,} bytes")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

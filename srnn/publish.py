@@ -27,6 +27,7 @@ from .errors import ArgumentParser, UserError, command_line
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "book" / "_build" / "html"
+STAMP = "BUILT_FROM"                 # in the built HTML: the commit it was built from
 
 
 def check_jupyter_book() -> str:
@@ -54,6 +55,7 @@ def build(root: Path = ROOT) -> Path:
     problems = check_book(html)
     if problems:
         raise UserError(f"the built book has {len(problems)} problem(s):\n  " + "\n  ".join(problems))
+    (html / STAMP).write_text(built_from(root) + "\n")
     print(f"The book is at file://{html}/index.html")
     return html
 
@@ -63,6 +65,15 @@ def git(*args: str, cwd: Path) -> str:
     if done.returncode != 0:
         raise UserError(f"git {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}")
     return done.stdout.strip()
+
+
+def built_from(root: Path) -> str:
+    """The commit a build of ``root`` shows, marked where the tree has changes not committed
+    (the release archive takes only a book built from its commit)."""
+    if not (root / ".git").exists():
+        return "not a git clone"
+    commit = git("rev-parse", "HEAD", cwd=root)
+    return commit + (" with changes not committed" if git("status", "--porcelain", cwd=root) else "")
 
 
 def push(html: Path = HTML, remote: str = "origin", branch: str = "gh-pages", root: Path = ROOT) -> str:

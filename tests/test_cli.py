@@ -76,7 +76,7 @@ def test_generate_continues_a_test_piece(tmp_path, capsys):
     (["nope"], "error: unknown command 'nope'"),
     (["generate", "--pretrained", "jsb", "--out", "x", "--pieces", "0"], "error: --pieces, --steps"),
     (["generate", "--pretrained", "jsb", "--out", "x", "--continue-piece", "999"], "the jsb test set has pieces"),
-    (["evaluate", "--pretrained", "jsb", "music"], "error: music needs --dataset"),
+    (["evaluate", "--pretrained", "jsb", "music", "--paths", "0"], "error: --iwae-samples and --paths must be"),
     (["evaluate", "--pretrained", "bach", "music", "--dataset", "jsb"], "error: no pretrained model 'bach'"),
 ])
 def test_command_errors_are_one_line(argv, message, capsys):
@@ -84,6 +84,15 @@ def test_command_errors_are_one_line(argv, message, capsys):
         cli.main(argv)
     err = capsys.readouterr().err
     assert stop.value.code == 2 and message in err and err.count("\n") == 1
+
+
+def test_evaluate_gives_a_released_models_record_computation_and_its_number(capsys):
+    from srnn.pretrained import released
+    model = released()["jsb"]
+    assert cli.main(["evaluate", "--pretrained", "jsb", "music"]) == 0       # its own data set, seed and paths
+    out = capsys.readouterr().out
+    assert f"{model.paths} sample path(s), seed {model.seed}" in out
+    assert f"the record says {model.record_test:.4f}, the shipped 8-bit copy {model.shipped_test:.4f}" in out
 
 
 def test_generate_replaces_an_earlier_commands_folder_whole(tmp_path, capsys):

@@ -6,9 +6,9 @@ modules (the model reads the batching's shift), never a higher layer's.
     < models, datasets, testing
     < training
     < records
-    < experiment (one run end to end, which the book's pages also call)
+    < experiment (one run end to end, which the book's pages also call), pretrained (released models)
     < book
-    < the other commands (cli, results, runner, speech, pretrained, cluster, publish)
+    < the other commands (cli, results, runner, speech, cluster, publish, release)
 
 The test oracles of ``srnn.testing`` import nothing from the package at all, so that they
 share no code with what they check.
@@ -23,10 +23,10 @@ LAYERS = [("srnn.config", "srnn.errors", "srnn.files"),
           ("srnn.models", "srnn.datasets", "srnn.testing"),
           ("srnn.training",),
           ("srnn.records",),
-          ("srnn.experiment",),
+          ("srnn.experiment", "srnn.pretrained"),
           ("srnn.book",),
-          ("srnn.cli", "srnn.results", "srnn.runner", "srnn.speech", "srnn.pretrained", "srnn.cluster",
-           "srnn.cluster_tasks", "srnn.publish")]
+          ("srnn.cli", "srnn.results", "srnn.runner", "srnn.speech", "srnn.cluster",
+           "srnn.cluster_tasks", "srnn.publish", "srnn.release")]
 
 
 def module_name(path: Path) -> str:

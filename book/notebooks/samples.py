@@ -13,7 +13,8 @@
 # sequences sampled from $p_\theta(x_{1:T})$ when it finished (`SRNN.generate`): the
 # deterministic state is driven by the model's own previous sample, $u_t = x_{t-1}$, and
 # every $z_t$ is drawn from the prior $p_\theta(z_t \mid z_{t-1}, d_t)$. This page shows
-# the committed runs' samples and those of the runs this build trained.
+# what the released models do on every music set, then the committed runs' samples and those
+# of the runs this build trained.
 
 # %% tags=["parameters"]
 profile = "smoke"
@@ -23,6 +24,7 @@ speech_sets = ["sample", "timit", "blizzard"]
 pieces = 3             # piano rolls drawn per run
 
 # %% tags=["remove-input"]
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +32,10 @@ import soundfile
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from srnn.book.pages import batch_record, committed_record, ran_on
+from srnn.book.pages import batch_record, committed_record, ran_on, released_samples
 from srnn.book.plots import piano_rolls, play, waveforms
+from srnn.records.model_comparison import MODEL_TITLES
+from srnn.records.paper import MUSIC_NAMES
 from srnn.records.store import run_name
 from srnn.records.tables import protocol
 
@@ -56,7 +60,35 @@ print(f"music runs with samples: {[label for label, _ in music]}")
 print(f"speech runs with samples: {[label for label, _ in speech]}")
 
 # %% [markdown]
-# ## Music
+# ## The released models
+#
+# For each music set, the SRNN and the VRNN that the search protocol chose on validation are
+# released with the package (`srnn.pretrained`; each has a model card in `data/pretrained/`).
+# Each draws two new pieces from silence, and continues the opening 16 steps of its set's first
+# test piece twice (the piano rolls' first 16 steps are that piece, the rest the model's). The
+# players play the opening of the first of each. `srnn generate --pretrained NAME` makes the
+# same pieces, with `--continue-piece 0` the continuations.
+
+# %% tags=["remove-input"]
+released = released_samples(Path(tempfile.mkdtemp()), seed=0)
+glue("released_models", len(released), display=False)
+print(f"released models: {[m['name'] for m in released]}")
+
+# %% mystnb={"figure": {"caption": "The released models: two new pieces and two continuations each."}}
+for m in released:
+    title = f"{m['name']}: {MODEL_TITLES[m['variant']]} on {MUSIC_NAMES[m['dataset']]} ({m['copy']} weights)"
+    rolls = [*np.load(m["folder"] / "new" / "rolls.npz")["rolls"],
+             *np.load(m["folder"] / "continued" / "rolls.npz")["rolls"]]
+    display(Markdown(f"**{title}**"))
+    display(piano_rolls(rolls, ["new piece 1", "new piece 2", "continued 1", "continued 2"]))
+
+# %%
+for m in released:
+    display(Markdown(f"**{m['name']}**, a new piece, then a continuation:"),
+            play(m["folder"] / "new" / "sample1.wav"), play(m["folder"] / "continued" / "sample1.wav"))
+
+# %% [markdown]
+# ## Music from the committed runs
 #
 # Piano rolls sampled from the music models (time to the right, MIDI note up), and the
 # first one played by the simple synthesizer of `srnn.datasets.midi`. The samples start from a

@@ -217,3 +217,27 @@ def chosen_setting(found: dict | None, paper_run: dict | None) -> tuple[str, lis
                  f"{found['mean']:.3f} ({spread})"))
     rows.append(("the paper's Table 2", "-", "-", "-", "-", f"{found['paper']:.2f}"))
     return text, headers, rows
+
+
+def released_samples(folder: Path, seed: int = 0, steps: int = 64, prefix_steps: int = 16) -> list[dict]:
+    """What every released model (:mod:`srnn.pretrained`) does: two new pieces and two
+    continuations of the opening ``prefix_steps`` of its set's first test piece, each
+    ``steps`` long, written by :func:`srnn.experiment.music_samples` under ``folder/<name>``
+    (``new/`` and ``continued/``: ``rolls.npz``, MIDI files, the first piece as a WAV clip)."""
+    import torch
+
+    from ..datasets.music import pieces
+    from ..pretrained import load_pretrained, released
+
+    found = []
+    for name, entry in released().items():
+        model = load_pretrained(name)
+        opening = torch.as_tensor(pieces(entry.dataset, "npz", "test")[0][:prefix_steps], dtype=torch.float32)
+        torch.manual_seed(seed)
+        experiment.music_samples(model, folder / name / "new", 2, steps)
+        torch.manual_seed(seed)
+        experiment.music_samples(model, folder / name / "continued", 2, steps - prefix_steps,
+                                 prefix=opening[None].expand(2, -1, -1))
+        found.append({"name": name, "dataset": entry.dataset, "variant": entry.variant, "run": entry.run,
+                      "copy": model.copy, "folder": folder / name})
+    return found

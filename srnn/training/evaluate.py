@@ -45,6 +45,14 @@ def evaluate(model: torch.nn.Module, batches: Iterable[Batch], samples: int = 1,
         model.train(training)
 
 
+def test_elbo(model: torch.nn.Module, batches: Iterable[Batch], seed: int, paths: int,
+              progress: bool = False) -> dict:
+    """The test ELBO as a record computes it: the mean over ``paths`` sample paths, drawn
+    after seeding torch's generator with ``seed`` (the run's seed)."""
+    torch.manual_seed(seed)
+    return evaluate(model, batches, samples=paths, progress=progress, desc="test ELBO")
+
+
 def _evaluate(model, batches, samples, sample_chunk, max_row_steps, progress, desc) -> dict:
     device = next(model.parameters()).device
     # A model without a latent (the RNN) gives every sample the same weight, its exact

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import io
-import shutil
+import json
 import subprocess
 import sys
 import tarfile
@@ -39,6 +39,7 @@ from .files import read_json, write_atomic, write_json
 from .pretrained import FORMAT, Released, load_file, quantize, release_name, released
 from .publish import STAMP
 from .records import grid
+from .records.model_comparison import MODEL_TITLES
 from .records.paper import MUSIC_NAMES
 from .records.store import load_runs
 from .records.tables import setting as setting_words
@@ -137,8 +138,7 @@ def _file_entry(name: str, data: bytes) -> dict:
 
 def card(model: Released, record: dict) -> str:
     """The model card of a released model, from its entry and its committed record."""
-    title = f"{'SRNN (smoothing + Resq)' if model.variant == 'smooth+Resq' else model.variant} on " \
-            f"{MUSIC_NAMES[model.dataset]}"
+    title = f"{MODEL_TITLES[model.variant]} on {MUSIC_NAMES[model.dataset]}"
     test = record["test"]
     paths = "one sample path" if model.paths == 1 else f"the mean over {model.paths} sample paths"
     se = f" ± {test['elbo_per_step_seq_se']:.4f}" if "elbo_per_step_seq_se" in test else ""
@@ -148,10 +148,11 @@ def card(model: Released, record: dict) -> str:
     data = record["data"]
     hours = record["wall_time_s"] / 3600
     hw = record["hardware"]
+    threads = f"{hw['torch_threads']} thread" + ("s" if hw["torch_threads"] != 1 else "")
     return f"""# `{model.name}`: {title}
 
-The {title} model trained by this project: the committed run `results/music/{model.run}/`
-(its `run.json` holds every number below), at its best validation epoch
+{title}, as this project trained it: the committed run `results/music/{model.run}/`
+(its `run.json` holds every number below) at its best validation epoch
 ({record['best_epoch']} of {record['epochs']}). Its setting is the one the search protocol
 (`srnn/records/grid.py`) chose on the validation bound among the same four settings tried for
 every set and model: {setting_words(record) or "the paper's settings"}, with the paper's seed {record['seed']}.
@@ -170,7 +171,7 @@ is {paths}, drawn after seeding with {model.seed}, as the record computed it):
 The exact copy is `weights/{model.exact.name}` in the release archive; the shipped one is
 `data/{model.shipped.shipped}`.
 
-`srnn evaluate --pretrained {model.name} music --dataset {model.dataset}` computes the ELBO of
+`srnn evaluate --pretrained {model.name} music` computes the ELBO of
 the copy it loads: the exact one where it is in the cache (`$SRNN_CACHE`, default
 `~/.cache/srnn`), the shipped one otherwise. The shipped copy stores every weight matrix as int8
 with a float16 scale per row and the vectors as float16.
@@ -181,8 +182,8 @@ with a float16 scale per row and the vectors as float16.
   `{data['sha256']}`); the record's fingerprint names each split's content.
 - Config: `results/music/{model.run}/run.json`, field `config`; the command:
   `{record['command']}`.
-- Code: commit `{record['code']['commit']}`; trained on {hw['device']} ({hw.get('cpu') or hw.get('gpu', '')},
-  {hw['torch_threads']} thread(s), torch {hw['torch']}) in {hours:.1f} hours.
+- Code: commit `{record['code']['commit']}`; trained and tested on {hw['device']}
+  ({hw.get('cpu') or hw.get('gpu', '')}, {threads}, torch {hw['torch']}) in {hours:.1f} hours.
 - Files (sha256): shipped `{model.shipped.sha256}`, exact `{model.exact.sha256}`.
 
 ## Use
@@ -194,8 +195,8 @@ with a float16 scale per row and the vectors as float16.
 
 Intended for research: scoring, sampling and continuing 88-key piano rolls of the kind it was
 trained on (one step per quantized time step of its data set), and as a baseline or starting
-point for work on sequence models. Limits: it knows only the notes and rhythms of
-{MUSIC_NAMES[model.dataset]}'s training pieces; its pieces have no dynamics, tempo or
+point for work on sequence models. Limits: it knows only the notes and rhythms of the
+training pieces of {MUSIC_NAMES[model.dataset]}; its pieces have no dynamics, tempo or
 instruments; its bounds are lower bounds on the log-likelihood, comparable only with bounds
 computed the same way on the same arrays.
 
@@ -259,34 +260,31 @@ def archive(root: Path = ROOT, out: Path | None = None, cache: str | Path | None
     if out.exists():
         raise ReleaseError(f"{out} exists: remove it, or raise the version in pyproject.toml and CITATION.cff")
     date = date or datetime.date.today().isoformat()
-    top = f"srnn-{version}"
-    with tempfile.TemporaryDirectory() as tmp:
-        tree = Path(tmp) / top
-        (tree / "source").mkdir(parents=True)
-        tar = subprocess.run(["git", "archive", "--format=tar", commit], cwd=root, capture_output=True, check=True)
-        with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as source:
-            source.extractall(tree / "source", filter="data")
-        shutil.copytree(html, tree / "book", ignore=shutil.ignore_patterns(".buildinfo", ".doctrees"))
-        (tree / "weights").mkdir()
-        for name, path in weights.items():
-            shutil.copyfile(path, tree / "weights" / name)
-        shutil.copyfile(root / "CITATION.cff", tree / "CITATION.cff")
-        repository = yaml.safe_load((root / "_config.yml").read_text())["repository"]["url"]
-        write_json(tree / ".zenodo.json", zenodo(citation, version, date, repository), indent=2)
-        (tree / "README.md").write_text(_readme(version, commit, date, models))
-        files = sorted(p for p in tree.rglob("*") if p.is_file())
-        (tree / "SHA256SUMS").write_text("".join(
-            f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(tree).as_posix()}\n" for p in files))
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as packed:
-            packed.add(tree, arcname=top, filter=_plain)
-        return write_atomic(out, buffer.getvalue())
-
-
-def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info
+    files: dict[str, tuple[bytes, int]] = {}                     # name in the archive -> (content, mode)
+    source = subprocess.run(["git", "archive", "--format=tar", commit], cwd=root, capture_output=True, check=True)
+    with tarfile.open(fileobj=io.BytesIO(source.stdout)) as tree:
+        for info in tree.getmembers():
+            if info.isfile():
+                files[f"source/{info.name}"] = tree.extractfile(info).read(), info.mode
+    for path in sorted(html.rglob("*")):
+        if path.is_file() and not {".buildinfo", ".doctrees"} & {path.name, *path.relative_to(html).parts}:
+            files[f"book/{path.relative_to(html).as_posix()}"] = path.read_bytes(), 0o644
+    for name, path in weights.items():
+        files[f"weights/{name}"] = path.read_bytes(), 0o644
+    repository = yaml.safe_load((root / "_config.yml").read_text())["repository"]["url"]
+    files["CITATION.cff"] = (root / "CITATION.cff").read_bytes(), 0o644
+    files[".zenodo.json"] = json.dumps(zenodo(citation, version, date, repository), indent=2).encode(), 0o644
+    files["README.md"] = _readme(version, commit, date, models).encode(), 0o644
+    files["SHA256SUMS"] = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n"
+                                  for name, (data, _) in sorted(files.items())).encode(), 0o644
+    when = int(git("show", "-s", "--format=%ct", commit, cwd=root))
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as packed:
+        for name, (data, mode) in files.items():
+            info = tarfile.TarInfo(f"srnn-{version}/{name}")
+            info.size, info.mode, info.mtime = len(data), mode, when
+            packed.addfile(info, io.BytesIO(data))
+    return write_atomic(out, buffer.getvalue())
 
 
 def _version(root: Path) -> str:

@@ -113,3 +113,16 @@ def test_the_config_names_the_repository_and_launch_buttons():
     assert config["launch_buttons"]["binderhub_url"] and config["launch_buttons"]["colab_url"]
     assert config["sphinx"]["config"]["numfig"] is False       # no "Table 30" beside the paper's "Table 2"
     assert config["repository"]["url"] in config["parse"]["myst_substitutions"]["repository"]
+
+
+def test_a_build_names_its_commit_and_whether_the_tree_had_changes(tmp_path):
+    assert publish.built_from(tmp_path) == "not a git clone"
+    run = dict(cwd=tmp_path, check=True, capture_output=True)
+    subprocess.run(["git", "init", "-q"], **run)
+    (tmp_path / "a").write_text("a")
+    subprocess.run(["git", "add", "a"], **run)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a"], **run)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], text=True, **run).stdout.strip()
+    assert publish.built_from(tmp_path) == commit
+    (tmp_path / "a").write_text("b")
+    assert publish.built_from(tmp_path) == f"{commit} with changes not committed"

@@ -93,7 +93,7 @@ for group, runs in groups.items():
 # the test pieces of every dimension's KL per step (`kl_per_dim`), computed with the
 # best checkpoint when the run was tested.
 
-# %%
+# %% tags=["remove-input"]
 kl_dims = {}
 for group, runs in groups.items():
     for label, r in runs.items():

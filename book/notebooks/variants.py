@@ -35,12 +35,9 @@ iwae_samples = 100
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from srnn.book.pages import COMMITTED, FIRST_GROUP, ran_on, run_groups
+from srnn.book.pages import FIRST_GROUP, ran_on, run_groups, variant_rankings
 from srnn.book.plots import markdown_table, validation_by_group
 from srnn.experiment import VARIANTS
-from srnn.records.paper import PAPER_SPEECH
-from srnn.records.store import load_runs
-from srnn.records.tables import seed_spread
 
 specs = [{"label": variant, "variant": variant, "overrides": overrides} for variant in VARIANTS]
 groups = {}      # data set -> {"committed" or this batch's profile -> {variant -> record}}
@@ -111,29 +108,7 @@ markdown_table(["runs", "model", "device", *(f"{title}: test ELBO per step" for 
 # next to the ranking of the paper's Table 1 on speech.
 
 # %%
-def ranking(scores: dict) -> str:
-    return " > ".join(sorted(scores, key=scores.get, reverse=True))
-
-
-lines = [f"- {title} (the paper's Table 1): " + ranking({v: PAPER_SPEECH[v][corpus] for v in PAPER_SPEECH})
-         for corpus, title in (("blizzard", "Blizzard"), ("timit", "TIMIT"))]
-for dataset, title in datasets.items():
-    for group in ("committed", FIRST_GROUP):
-        runs = groups[dataset].get(group, {})
-        which = "ours" if group == "committed" else "ours, first protocol"
-        if len(runs) == len(VARIANTS):
-            scores = {v: runs[v]["test"][key] for v in VARIANTS}
-            best, worst = max(scores.values()), min(scores.values())
-            where = ", ".join(sorted({ran_on(r) for r in runs.values()}))
-            lines.append(f"- {title} ({which}, {where}): {ranking(scores)}; best minus worst {best - worst:.3f} nats per step")
-        elif group == "committed":
-            lines.append(f"- {title} ({which}): {len(runs)} of {len(VARIANTS)} variants committed, no ranking yet")
-committed_runs = load_runs(COMMITTED, profile="paper")
-lines += [f"- {title}, seed-to-seed standard deviation of smooth+Resq ({name}, {s['device']}, {len(s['elbo'])} "
-          f"seeds): {s['std']:.3f} nats per step" for dataset, title in datasets.items()
-          for proto, name in (("original", "original protocol"), ("first", "first protocol"))
-          for s in seed_spread(committed_runs, dataset, proto=proto)]
-display(Markdown("\n".join(lines)))
+display(Markdown("\n".join(variant_rankings(groups, datasets, VARIANTS, key))))
 
 # %% [markdown]
 # Each ranking above comes from one run per variant with the paper's seed. The last lines

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .. import experiment
 from ..datasets import speech
-from ..records.store import load_run, run_name
+from ..records.store import load_run, load_runs, run_name
 from ..records.tables import departures, protocol
 
 COMMITTED = "results"
@@ -241,3 +241,34 @@ def released_samples(folder: Path, seed: int = 0, steps: int = 64, prefix_steps:
         found.append({"name": name, "dataset": entry.dataset, "variant": entry.variant, "run": entry.run,
                       "copy": model.copy, "folder": folder / name})
     return found
+
+
+def variant_rankings(groups: dict, datasets: dict[str, str], variants, key: str) -> list[str]:
+    """Markdown lines: the paper's ranking of the inference networks on speech (its Table 1),
+    then ours per music set (``groups``: set -> runs group -> variant -> record) where every
+    variant has a run, and how far the seed alone moves smooth+Resq's bound on each set."""
+    from ..records.paper import PAPER_SPEECH
+    from ..records.tables import seed_spread
+
+    def ranking(scores: dict) -> str:
+        return " > ".join(sorted(scores, key=scores.get, reverse=True))
+
+    lines = [f"- {title} (the paper's Table 1): " + ranking({v: PAPER_SPEECH[v][corpus] for v in PAPER_SPEECH})
+             for corpus, title in (("blizzard", "Blizzard"), ("timit", "TIMIT"))]
+    for dataset, title in datasets.items():
+        for group in ("committed", FIRST_GROUP):
+            runs = groups[dataset].get(group, {})
+            which = "ours" if group == "committed" else "ours, first protocol"
+            if len(runs) == len(variants):
+                scores = {v: runs[v]["test"][key] for v in variants}
+                where = ", ".join(sorted({ran_on(r) for r in runs.values()}))
+                lines.append(f"- {title} ({which}, {where}): {ranking(scores)}; best minus worst "
+                             f"{max(scores.values()) - min(scores.values()):.3f} nats per step")
+            elif group == "committed":
+                lines.append(f"- {title} ({which}): {len(runs)} of {len(variants)} variants committed, no ranking yet")
+    committed = load_runs(COMMITTED, profile="paper")
+    lines += [f"- {title}, seed-to-seed standard deviation of smooth+Resq ({name}, {s['device']}, {len(s['elbo'])} "
+              f"seeds): {s['std']:.3f} nats per step" for dataset, title in datasets.items()
+              for proto, name in (("original", "original protocol"), ("first", "first protocol"))
+              for s in seed_spread(committed, dataset, proto=proto)]
+    return lines

@@ -91,7 +91,8 @@ def load_pretrained(name: str, device: str | torch.device = "cpu", exact: bool |
     carries ``data`` (the fingerprint of its training data) and ``copy`` ('float32' or '8-bit')."""
     models = released()
     if name not in models:
-        raise PretrainedError(f"no pretrained model {name!r}; there are {sorted(models)}")
+        raise PretrainedError(f"no pretrained model {name!r}; there are {sorted(models)} (a set's SRNN and VRNN are "
+                              f"released once the search protocol has chosen them: data/pretrained/README.md)")
     model = models[name]
     if exact is None:
         exact = exact_available(model)

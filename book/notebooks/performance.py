@@ -43,19 +43,20 @@ display(Markdown("\n".join(performance.measured_lines(records)) or "No benchmark
 #
 # The column *package* is the plain update of the record's commit, in milliseconds. Each
 # other column is that path's time divided by it, measured in the same process: 0.90x means
-# 10% faster, 1.10x 10% slower. The reference is the independent step-by-step
-# implementation that the tests compare the model with: it shows what batching everything
-# but the z-chain buys. *Earlier commit* is the package at the commit named, timed in the
-# same process. "fp32 products on
-# oneDNN" sets torch's fp32 matmul precision to "medium", which lets torch send a CPU's
-# matrix products to oneDNN instead of its BLAS (MKL in the PyPI wheels). `compile=true`
-# runs each step of the z-chain through `torch.compile`. "DVAE's SRNN" is another
-# implementation, timed for the goal below.
+# 10% faster, 1.10x 10% slower; every time is a median. *reference* is the independent
+# step-by-step implementation that the tests compare the model with: it shows what batching
+# everything but the z-chain buys. *oneDNN* sets torch's fp32 matmul precision to "medium",
+# which lets torch send a CPU's matrix products to oneDNN instead of its BLAS (MKL in the
+# PyPI wheels). *compiled* runs each step of the z-chain through `torch.compile`
+# (`compile=true`). *DVAE* is another implementation of SRNN, timed for the goal below.
+# *Earlier commit* is the package at the commit named. *MKL path* says whether MKL was made
+# to take its Intel code path (next section).
 
 # %% tags=["remove-input"]
+display(Markdown(performance.shapes_line(records)))
 markdown_table(*performance.updates_table(records), empty="no benchmark record yet",
-               caption="One training update, by path: the plain update's time at the record's commit and the "
-                       "others' as ratios to it (medians, measured side by side in one process).", name="tab-perf-updates")
+               caption="One training update by each path: the package's time, the others' as ratios to it.",
+               name="tab-perf-updates")
 
 # %% [markdown]
 # ## The products on an AMD CPU

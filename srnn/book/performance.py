@@ -11,6 +11,7 @@ from ..files import read_json
 
 PATHS = {"reference": "step-by-step reference", "oneDNN": "fp32 products on oneDNN",
          "compiled": "compile=true", "DVAE": "DVAE's SRNN"}
+SHORT = {"reference": "reference", "oneDNN": "oneDNN", "compiled": "compiled", "DVAE": "DVAE"}   # table headers
 # Commits whose model code is not the package's, and how it differed: a record of one of
 # them timed that code, not the package as it is now.
 SUPERSEDED = {"213e520": "its model computed phi once, over x, and took phi(u) as phi(x) one step later; that "
@@ -67,21 +68,32 @@ def machine(record: dict) -> str:
     return f"{hw['device']}" + (f" ({hw['cpu']})" if hw.get("cpu") and hw["device"].startswith("cpu") else "")
 
 
+def device(record: dict) -> str:
+    """'CPU', or the GPU's name."""
+    name = record["hardware"]["device"]
+    return "CPU" if name.startswith("cpu") else name.split(": ", 1)[-1]
+
+
 def updates_table(records: list[dict]) -> tuple[list[str], list[tuple]]:
     """One row per record and model shape: the package's update time and each other path's
     time as a ratio to it (measured in the same process, turn about)."""
-    headers = ["machine", "threads", "products", "shape", "package", *PATHS.values(), "earlier commit", "record"]
+    headers = ["device", "threads", "MKL path", "shape", "package", *SHORT.values(), "earlier commit"]
     rows = []
     for r in records:
         for shape, u in r["updates"].items():
             ms = u["ms"]
             ratio = {p: f"{ms[p] / ms['package']:.2f}x" for p in ms}
             earlier = f"{ratio[r['against']]} ({r['against']})" if r.get("against") else "-"
-            rows.append((machine(r), r["hardware"]["torch_threads"], engine(r),
-                         f"{shape} (batch {u['batch']}, {u['steps']} steps, {u['params'] / 1e6:.1f} M weights)",
-                         f"{ms['package']:.0f} ms",
-                         *(ratio.get(p, "-") for p in PATHS), earlier, f"`{r['name']}`"))
+            rows.append((device(r), r["hardware"]["torch_threads"], "Intel (preloaded)" if preload(r) else "default",
+                         shape, f"{ms['package']:.0f} ms", *(ratio.get(p, "-") for p in SHORT), earlier))
     return headers, rows
+
+
+def shapes_line(records: list[dict]) -> str:
+    """The model shapes the tables name, in words."""
+    shapes = {shape: u for r in records for shape, u in r["updates"].items()}
+    return "Shapes: " + "; ".join(f"*{shape}*, batch {u['batch']}, {u['steps']} steps, {u['params'] / 1e6:.1f} M "
+                                  f"weights" for shape, u in shapes.items()) + "." if shapes else ""
 
 
 def preload_pairs(records: list[dict]):

@@ -107,16 +107,9 @@ markdown_table(*performance.product_table(records), empty="no record timed the p
 # runs an LSTM on the CPU as one fused oneDNN kernel, forward and backward. It has no such
 # kernel for a GRU, so the package's GRUs run step by step on torch's BLAS.
 #
-# The records below were made at a commit whose model computed $\phi$ once, over $x$ (since
-# $u_t = x_{t-1}$, $\phi(u)$ is $\phi(x)$ one step later). In the same records, that code's
-# update is compared with the earlier commit's, which computes $\phi$ over both $u$ and $x$
-# as the package does now: the column *earlier commit* above gives the ratio. The change
-# was taken out because it changes the products' rounding, and then the committed runs no
-# longer reproduce bit for bit (`scripts/records_hold.py`). So the times below are not the
-# package's as it is now; no record of the current code has been made yet. Writing the GRU
-# recurrence and the z-chain's backward pass by hand, with every weight's gradient as one
-# product over all steps, was also tried; on the same machine it made no difference worth
-# the code.
+# Writing the GRU recurrence and the z-chain's backward pass by hand, with every weight's
+# gradient as one product over all steps, was also tried; on the same machine it made no
+# difference worth the code.
 
 # %% tags=["remove-input"]
 display(Markdown("\n".join(performance.goal_lines(records))

@@ -172,3 +172,18 @@ def test_the_release_command_says_what_is_wrong_in_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "srnn.release", "export", str(tmp_path / "runs" / "x")],
                           cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode != 0 and "no committed record" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_checkpoint_older_than_data_fingerprints_is_bound_by_its_record(tiny_run, tmp_path, monkeypatch):
+    run = tmp_path / "runs" / RUN
+    shutil.copytree(tiny_run / "runs" / RUN, run)
+    ckpt = torch.load(run / "best.pt", weights_only=True)
+    del ckpt["data"]
+    torch.save(ckpt, run / "best.pt")
+    monkeypatch.setattr(release, "chosen_run", lambda record, runs: "jsb")
+    model = release.export(run, tiny_run / "results", tmp_path / "out", tmp_path / "cache", progress=False)
+    assert (tmp_path / "out" / model.shipped.name).is_file()
+    ckpt["config"]["d_dim"] = 9                                   # another model's checkpoint is still refused
+    torch.save(ckpt, run / "best.pt")
+    with pytest.raises(Exception, match="d_dim"):
+        release.export(run, tiny_run / "results", tmp_path / "out2", tmp_path / "cache2", progress=False)

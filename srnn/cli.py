@@ -91,7 +91,7 @@ def _load(args) -> torch.nn.Module:
 def evaluate_command(argv: list[str]) -> int:
     from .experiment import check_fits
     from .pretrained import released
-    from .training.evaluate import evaluate, test_elbo
+    from .training.evaluate import evaluate, recorded_elbo
 
     parser = ArgumentParser(prog="srnn evaluate", description=OWN["evaluate"] + ": the ELBO and the "
                             "importance-weighted bound per step, averaged over sequences as the authors' code")
@@ -130,7 +130,7 @@ def evaluate_command(argv: list[str]) -> int:
         data = load_prepared(args.prepared, batch_size=1, eval_batch_size=cfg.batch_size, window=cfg.window)
     check_fits(cfg, args.domain, data)
     batches = getattr(data, args.split)
-    found = test_elbo(model, batches, seed, paths)
+    found = recorded_elbo(model, batches, seed, paths)
     line = (f"{data.name} {args.split}: ELBO per step {found['elbo_per_step_seq']:.4f} (mean over sequences), "
             f"{found['elbo_per_step']:.4f} (over all steps); {paths} sample path(s), seed {seed}")
     if args.iwae_samples > 1:

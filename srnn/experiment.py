@@ -41,7 +41,7 @@ from .records.store import load_run, run_name, write_run
 from .training.checkpoint import CheckpointError, check_identity, load_checkpoint, model_from
 from .training.devices import resolve_device
 from .training.distributed import current_world, start_from_environment
-from .training.evaluate import evaluate, test_elbo
+from .training.evaluate import evaluate, recorded_elbo
 from .training.train import train
 
 # What a run may set and keep its preset's id: the record states each (the seed, the device and
@@ -107,7 +107,7 @@ def run_experiment(cfg: Config, data, run_id: str, domain: str, *, runs_root="ru
         best = max((r for r in history if "valid_elbo_per_step" in r), key=lambda r: r["valid_elbo_per_step"])
         model = best_model(run_dir, cfg, data.fingerprint, best, device)
         t0 = time.time()
-        paths = test_elbo(model, data.test, cfg.seed, test_paths, progress)
+        paths = recorded_elbo(model, data.test, cfg.seed, test_paths, progress)
         test = {k: v for k, v in paths.items() if not k.startswith("iwae")}
         test.update(samples=1, paths=paths.get("paths", 1))            # the RNN's exact bound: one path
         if iwae_samples > 1:

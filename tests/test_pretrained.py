@@ -13,7 +13,7 @@ from srnn.pretrained import PretrainedError, exact_available, load_pretrained, r
 from srnn.records import grid
 from srnn.records.store import load_runs
 from srnn.release import card, chosen_run
-from srnn.training.evaluate import test_elbo
+from srnn.training.evaluate import recorded_elbo
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = released()
@@ -25,7 +25,7 @@ def record_of(name):
 
 def score(model, name):
     data = dataset(MODELS[name].dataset, "npz", batch_size=model.cfg.batch_size, window=model.cfg.window)
-    return test_elbo(model, data.test, MODELS[name].seed, MODELS[name].paths)["elbo_per_step_seq"]
+    return recorded_elbo(model, data.test, MODELS[name].seed, MODELS[name].paths)["elbo_per_step_seq"]
 
 
 def test_every_choice_the_search_has_made_is_released():

@@ -45,8 +45,8 @@ def evaluate(model: torch.nn.Module, batches: Iterable[Batch], samples: int = 1,
         model.train(training)
 
 
-def test_elbo(model: torch.nn.Module, batches: Iterable[Batch], seed: int, paths: int,
-              progress: bool = False) -> dict:
+def recorded_elbo(model: torch.nn.Module, batches: Iterable[Batch], seed: int, paths: int,
+                  progress: bool = False) -> dict:
     """The test ELBO as a record computes it: the mean over ``paths`` sample paths, drawn
     after seeding torch's generator with ``seed`` (the run's seed)."""
     torch.manual_seed(seed)

@@ -74,17 +74,16 @@ released = released_samples(Path(tempfile.mkdtemp()), seed=0)
 glue("released_models", len(released), display=False)
 print(f"released models: {[m['name'] for m in released]}")
 
-# %% mystnb={"figure": {"caption": "The released models: two new pieces and two continuations each."}}
+# %% tags=["remove-input"] mystnb={"figure": {"caption": "What each released model plays: two new pieces and two continuations of a test piece's opening."}}
 for m in released:
-    title = f"{m['name']}: {MODEL_TITLES[m['variant']]} on {MUSIC_NAMES[m['dataset']]} ({m['copy']} weights)"
     rolls = [*np.load(m["folder"] / "new" / "rolls.npz")["rolls"],
              *np.load(m["folder"] / "continued" / "rolls.npz")["rolls"]]
-    display(Markdown(f"**{title}**"))
-    display(piano_rolls(rolls, ["new piece 1", "new piece 2", "continued 1", "continued 2"]))
+    display(piano_rolls(rolls, [f"{m['name']}: {which}" for which in ("new 1", "new 2", "continued 1", "continued 2")]))
 
-# %%
+# %% tags=["remove-input"]
 for m in released:
-    display(Markdown(f"**{m['name']}**, a new piece, then a continuation:"),
+    title = f"{m['name']}: {MODEL_TITLES[m['variant']]} on {MUSIC_NAMES[m['dataset']]}, {m['copy']} weights"
+    display(Markdown(f"**{title}**: a new piece, then a continuation"),
             play(m["folder"] / "new" / "sample1.wav"), play(m["folder"] / "continued" / "sample1.wav"))
 
 # %% [markdown]
@@ -94,14 +93,14 @@ for m in released:
 # first one played by the simple synthesizer of `srnn.datasets.midi`. The samples start from a
 # zero state and a silent first input, so the first steps show the model settling.
 
-# %% mystnb={"figure": {"caption": "Piano rolls sampled from SRNN trained on each music set."}}
+# %% tags=["remove-input"] mystnb={"figure": {"caption": "Piano rolls sampled from SRNN trained on each music set."}}
 for label, record in music:
     stored = np.load(Path(record["path"]) / "samples" / "rolls.npz")
     rolls = stored["rolls"][:pieces]
     glue(f"notes_per_step_{record['id']}_{record['profile']}", float(rolls.sum(-1).mean()), display=False)
     display(piano_rolls(list(rolls), [f"{label}: sample {i + 1}" for i in range(len(rolls))]))
 
-# %%
+# %% tags=["remove-input"]
 for label, record in music:
     display(Markdown(f"**{label}**, sample 1:"), play(Path(record["path"]) / "samples" / "sample1.wav"))
 if not music:
@@ -114,7 +113,7 @@ if not music:
 # (`SpeechData.waveform` undoes the normalization). The waveforms show each clip's real
 # loudness; the players scale every clip to its own peak, on this page as on Baselines.
 
-# %% mystnb={"figure": {"caption": "Waveforms sampled from SRNN trained on speech."}}
+# %% tags=["remove-input"] mystnb={"figure": {"caption": "Waveforms sampled from SRNN trained on speech."}}
 clips, paths = [], []
 for label, record in speech:
     for path in sorted((Path(record["path"]) / "samples").glob("*.wav"))[:2]:
@@ -124,7 +123,7 @@ for label, record in speech:
 if clips:
     display(waveforms([c[1] for c in clips], [c[0] for c in clips], clips[0][2]))
 
-# %%
+# %% tags=["remove-input"]
 for title, path in paths:
     display(Markdown(f"**{title}**:"), play(path))
 if not paths:

@@ -49,8 +49,8 @@ display(Markdown("\n".join(performance.measured_lines(records)) or "No benchmark
 # which lets torch send a CPU's matrix products to oneDNN instead of its BLAS (MKL in the
 # PyPI wheels). *compiled* runs each step of the z-chain through `torch.compile`
 # (`compile=true`). *DVAE* is another implementation of SRNN, timed for the goal below.
-# *Earlier commit* is the package at the commit named. *MKL path* says whether MKL was made
-# to take its Intel code path (next section).
+# *earlier* is the package at the earlier commit named above the table. *MKL* says whether
+# MKL was made to take its Intel code path (next section).
 
 # %% tags=["remove-input"]
 display(Markdown(performance.shapes_line(records)))

@@ -76,24 +76,32 @@ def device(record: dict) -> str:
 
 def updates_table(records: list[dict]) -> tuple[list[str], list[tuple]]:
     """One row per record and model shape: the package's update time and each other path's
-    time as a ratio to it (measured in the same process, turn about)."""
-    headers = ["device", "threads", "MKL path", "shape", "package", *SHORT.values(), "earlier commit"]
+    time as a ratio to it (measured in the same process, turn about); the device is a column
+    only where the records ran on more than one."""
+    headers = ["device", "threads", "MKL", "shape", "package", *SHORT.values(), "earlier"]
+    one_device = len({device(r) for r in records}) == 1          # then the page's first lines name it
     rows = []
     for r in records:
         for shape, u in r["updates"].items():
             ms = u["ms"]
             ratio = {p: f"{ms[p] / ms['package']:.2f}x" for p in ms}
-            earlier = f"{ratio[r['against']]} ({r['against']})" if r.get("against") else "-"
-            rows.append((device(r), r["hardware"]["torch_threads"], "Intel (preloaded)" if preload(r) else "default",
+            earlier = ratio[r["against"]] if r.get("against") else "-"
+            rows.append((device(r), r["hardware"]["torch_threads"], "Intel" if preload(r) else "default",
                          shape, f"{ms['package']:.0f} ms", *(ratio.get(p, "-") for p in SHORT), earlier))
+    if one_device:
+        return headers[1:], [row[1:] for row in rows]
     return headers, rows
 
 
 def shapes_line(records: list[dict]) -> str:
-    """The model shapes the tables name, in words."""
+    """The model shapes the tables name, and the earlier commit they time, in words."""
     shapes = {shape: u for r in records for shape, u in r["updates"].items()}
-    return "Shapes: " + "; ".join(f"*{shape}*, batch {u['batch']}, {u['steps']} steps, {u['params'] / 1e6:.1f} M "
-                                  f"weights" for shape, u in shapes.items()) + "." if shapes else ""
+    against = sorted({r["against"] for r in records if r.get("against")})
+    if not shapes:
+        return ""
+    return ("Shapes: " + "; ".join(f"*{shape}*, batch {u['batch']}, {u['steps']} steps, {u['params'] / 1e6:.1f} M "
+                                   f"weights" for shape, u in shapes.items())
+            + (f". The earlier commit: {', '.join(against)}." if against else "."))
 
 
 def preload_pairs(records: list[dict]):

@@ -145,7 +145,6 @@ def evaluate_command(argv: list[str]) -> int:
     return 0
 
 
-
 def generate_command(argv: list[str]) -> int:
     from .experiment import music_samples
 

@@ -21,6 +21,7 @@ run of the protocol's choice.
 """
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,8 +107,8 @@ def load_pretrained(name: str, device: str | torch.device = "cpu", exact: bool |
     return net.to(device).eval()
 
 
-def load_file(path: Path) -> torch.nn.Module:
-    """The model in one exported file (either copy), in float32 and eval mode, with ``data``."""
+def load_file(path: Path | io.BytesIO) -> torch.nn.Module:
+    """The model in one exported file (either copy, or its bytes), in float32 and eval mode, with ``data``."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
         raise PretrainedError(f"{path} is not an srnn pretrained model of format {FORMAT}")

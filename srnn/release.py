@@ -26,7 +26,6 @@ import json
 import subprocess
 import sys
 import tarfile
-import tempfile
 from pathlib import Path
 
 import torch
@@ -37,7 +36,7 @@ from .datasets.registry import cache_dir, check, data_dir
 from .errors import ArgumentParser, UserError, command_line
 from .files import read_json, write_atomic, write_json
 from .pretrained import FORMAT, Released, load_file, quantize, release_name, released
-from .publish import STAMP
+from .publish import STAMP, git
 from .records import grid
 from .records.model_comparison import MODEL_TITLES
 from .records.paper import MUSIC_NAMES
@@ -107,12 +106,10 @@ def export(run_dir: str | Path, results: str | Path = "results", out_dir: str | 
              "exact": _file_entry(f"{record['id']}.float32.pt", exact)}
     data = music_dataset(record["dataset"], "npz", batch_size=record["config"]["batch_size"],
                          window=record["config"]["window"])
-    scores = {}
-    with tempfile.TemporaryDirectory() as tmp:          # measure both copies before anything is written
-        for copy, content in (("exact", exact), ("shipped", small)):
-            (Path(tmp) / copy).write_bytes(content)
-            model = load_file(Path(tmp) / copy)
-            scores[copy] = recorded_elbo(model, data.test, entry["seed"], entry["paths"], progress)["elbo_per_step_seq"]
+    scores = {}                                     # both copies measured before anything is written
+    for copy, content in (("exact", exact), ("shipped", small)):
+        model = load_file(io.BytesIO(content))
+        scores[copy] = recorded_elbo(model, data.test, entry["seed"], entry["paths"], progress)["elbo_per_step_seq"]
     if scores["exact"] != record["test"]["elbo_per_step_seq"]:
         raise ReleaseError(f"the float32 copy of {record['id']} scores {scores['exact']!r} on the test set, its "
                            f"record {record['test']['elbo_per_step_seq']!r}: export it as the record was "
@@ -209,13 +206,6 @@ The weights: MIT, as this project. The training data: the SRNN authors' arrays, 
 repository (github.com/marcofraccaro/srnn, MIT), derived from the data set of
 Boulanger-Lewandowski et al. (2012).
 """
-
-
-def git(*args: str, cwd: Path) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise ReleaseError(f"git {' '.join(args)} failed in {cwd}: {done.stderr.strip() or done.stdout.strip()}")
-    return done.stdout.strip()
 
 
 def zenodo(citation: dict, version: str, date: str, repository: str) -> dict:

@@ -173,6 +173,8 @@ MUTANTS = [
      "std().item() / draws ** 0.5", "std().item() / draws"),
     ("test-paths", "the test ELBO from the first sample path only", "srnn/training/evaluate.py",
      "elbo = (ll - kl).mean(0)", "elbo = (ll - kl)[0]"),
+    ("test-seed", "the test ELBO's sample paths drawn without seeding with the run's seed",
+     "srnn/training/evaluate.py", "    torch.manual_seed(seed)\n    return evaluate(", "    return evaluate("),
     # Training over several processes (srnn/training/distributed.py).
     ("ddp-scale", "each rank's loss not scaled by the number of ranks: half the gradient", "srnn/training/train.py",
      "(loss * world.size if world.active else loss).backward()", "loss.backward()"),

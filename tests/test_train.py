@@ -12,7 +12,7 @@ from srnn.models.baselines import build_model
 from srnn.models.model import SRNN, Output
 from srnn.training.checkpoint import CheckpointError, load_checkpoint, load_model
 from srnn.training.devices import DeviceError
-from srnn.training.evaluate import PerGroup, evaluate
+from srnn.training.evaluate import PerGroup, evaluate, recorded_elbo
 from srnn.training.precision import tf32
 from srnn.training.schedule import adam_eps_share, beta_at, keep_training, lr_at, set_adam_eps
 from srnn.training.tally import NonFiniteLossError
@@ -238,6 +238,18 @@ def test_the_test_elbo_is_the_mean_over_sample_paths_with_its_standard_error():
     assert m["elbo_per_seq_se"] == pytest.approx(per_path.mean(1).std(ddof=1) / K ** 0.5, rel=1e-6)
     one = evaluate(KnownPaths(), list(sequence_batches(seqs, 2)))                     # one path: no spread to show
     assert "paths" not in one and not any(key.endswith("_se") for key in one)
+
+
+def test_the_recorded_test_elbo_draws_its_paths_from_the_runs_seed_whatever_came_before():
+    cfg, _, _ = toy_run()
+    torch.manual_seed(0)
+    model = SRNN(cfg).eval()
+    batches = list(sequence_batches([np.ones((5, 8), np.float32), np.zeros((3, 8), np.float32)], 2))
+    found = []
+    for before in (1, 2):                      # the generator left in another state by earlier work
+        torch.manual_seed(before)
+        found.append(recorded_elbo(model, batches, seed=7, paths=3)["elbo_per_step_seq"])
+    assert found[0] == found[1] != recorded_elbo(model, batches, seed=8, paths=3)["elbo_per_step_seq"]
 
 
 def test_evaluation_reports_the_kl_of_each_latent_dimension():

@@ -126,3 +126,15 @@ def test_a_build_names_its_commit_and_whether_the_tree_had_changes(tmp_path):
     assert publish.built_from(tmp_path) == commit
     (tmp_path / "a").write_text("b")
     assert publish.built_from(tmp_path) == f"{commit} with changes not committed"
+
+
+def test_no_source_a_reader_opens_names_the_tracker():
+    """Docstrings, command output, scripts, notebooks and READMEs are read by people who cannot
+    see the project's tracker: a number of it explains nothing to them."""
+    from srnn.book.check import TRACKER
+    sources = [*ROOT.glob("srnn/**/*.py"), *ROOT.glob("scripts/*.py"), *ROOT.glob("experiments/*"),
+               *ROOT.glob("book/notebooks/*.py"), *ROOT.glob("book/*.md"), *ROOT.glob("book/pages/*"),
+               *ROOT.glob("*.md"), *ROOT.glob("data/**/*.md"), *ROOT.glob("results/**/*.md")]
+    found = [f"{p.relative_to(ROOT)}: {m.group(0)!r}" for p in sources if p.is_file()
+             for m in TRACKER.finditer(p.read_text(errors="replace"))]
+    assert not found, found

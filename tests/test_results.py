@@ -366,3 +366,14 @@ def test_a_record_names_its_command_without_where_its_files_lie():
     from srnn.experiment import _without_places
     argv = ["music", "--dataset", "jsb", "--runs", "/tmp/r", "--name", "x", "--results=/tmp/s", "--set", "seed=1"]
     assert _without_places(argv) == ["music", "--dataset", "jsb", "--name", "x", "--set", "seed=1"]
+
+
+def test_the_command_line_marks_a_seed_that_todays_code_does_not_reproduce(tmp_path, monkeypatch, capsys):
+    from srnn.records import replay, tables
+    music_run(tmp_path, "", -4.8)
+    music_run(tmp_path, "seed124", -4.7, seed=124)
+    monkeypatch.setitem(replay.NOT_REPRODUCED, "jsb-npz-smooth-resq-seed124", "made by other code")
+    tables.print_tables(load_runs(tmp_path))
+    out = capsys.readouterr().out
+    assert "seeds 123, 124 †: -4.750" in out
+    assert "† jsb-npz-smooth-resq-seed124: made by other code." in out

@@ -29,6 +29,20 @@ NOT_REPRODUCED = {
 }
 
 
+def drift_mark(record: dict) -> str:
+    """' †' for a record that today's code does not reproduce (it is in ``NOT_REPRODUCED``)."""
+    return " †" if record["id"] in NOT_REPRODUCED else ""
+
+
+def drift_notes(records: list[dict]) -> list[str]:
+    """The footnotes of the marked records among ``records``, one per reason."""
+    by_reason: dict[str, list[str]] = {}
+    for r in records:
+        if r["id"] in NOT_REPRODUCED:
+            by_reason.setdefault(NOT_REPRODUCED[r["id"]], []).append(f"`{r['id']}`")
+    return [f"† {', '.join(ids)}: {reason}." for reason, ids in by_reason.items()]
+
+
 def replayable(record: dict) -> bool:
     """A music run that ran on a CPU with one thread, as today's code can repeat it here."""
     hardware = record.get("hardware", {})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import grid, tables
 from .paper import MUSIC_NAMES, PAPER_MUSIC, PAPER_SPEECH
-from .replay import NOT_REPRODUCED
+from .replay import drift_mark, drift_notes
 from .store import run_name
 
 NO_RUN = "no run yet"
@@ -64,20 +64,6 @@ def table_2(runs: list[dict]) -> tuple[list[str], list[tuple]]:
     headers = ["data set", "paper", "ours: ELBO / step", "ours: all frames", "ours: IWAE", "gap",
                "epochs (best)", "first protocol", "run"]
     return headers, rows
-
-
-def drift_mark(record: dict) -> str:
-    """' †' for a record that today's code does not reproduce (see srnn.records.replay)."""
-    return " †" if record["id"] in NOT_REPRODUCED else ""
-
-
-def drift_notes(records: list[dict]) -> list[str]:
-    """The footnotes of the marked records among ``records``, one per reason."""
-    by_reason: dict[str, list[str]] = {}
-    for r in records:
-        if r["id"] in NOT_REPRODUCED:
-            by_reason.setdefault(NOT_REPRODUCED[r["id"]], []).append(f"`{r['id']}`")
-    return [f"† {', '.join(ids)}: {reason}." for reason, ids in by_reason.items()]
 
 
 def chosen_table(runs: list[dict], proto: str = "original",

@@ -2,9 +2,9 @@
 
 A run is classified by what its record says, never by its name alone:
 
-- its *protocol*: ``"original"`` (the original code's protocol, the defaults since issue 10)
-  or ``"first"`` (this project's first protocol: the runs committed before issue 10, whose
-  ids end in ``-legacy`` and whose record says so);
+- its *protocol*: ``"original"`` (the original code's protocol, the package's defaults) or
+  ``"first"`` (this project's first protocol, before the defaults followed the original code:
+  those runs' ids end in ``-legacy`` and their records say so);
 - whether it has the *paper's settings*: its config is the preset of its domain (``music``,
   ``timit``, ``blizzard``) with its variant's inference network, under its protocol,
   whatever its seed and device;
@@ -23,6 +23,7 @@ import statistics
 from ..config import BASELINE_PRESETS, Config, preset
 from ..datasets.speech_corpora import full_corpus
 from . import grid
+from .replay import drift_mark, drift_notes
 from .paper import MUSIC_NAMES, PAPER_MUSIC, PAPER_SPEECH, PAPER_SPEECH_BASELINES
 from .store import run_name
 
@@ -252,6 +253,7 @@ def print_tables(runs: list[dict]) -> None:
               f"{_fmt(r.get('iwae')):>8s} {r.get('epochs', '-'):>7} {_fmt(r.get('before')):>8s}  "
               f"{r.get('run', 'no run yet')}")
     print("('before': the first protocol's run with the same seed on the same kind of device)")
+    marked = []                                          # seeds today's code does not reproduce
     for variant in grid.MODELS:
         model = "SRNN" if variant == "smooth+Resq" else variant
         print(f"\n{model}, chosen on validation among the search grid's points (seed 123), and its seeds:")
@@ -263,7 +265,11 @@ def print_tables(runs: list[dict]) -> None:
             sd = "" if c["std"] is None else f" +- {c['std']:.3f}"
             vs = "" if c["paper"] is None else f" (paper {c['paper']:.2f}, {c['mean'] - c['paper']:+.3f})"
             todo = f"; {len(c['missing'])} grid point(s) to run" if c["missing"] else ""
-            print(f"{title:15s} {setting(c['chosen'])}: {len(c['seeds'])} seed(s) {c['mean']:.3f}{sd}{vs}{todo}")
+            seeds = ", ".join(f"{r['seed']}{drift_mark(r)}" for r in c["seeds"])
+            marked += [r for r in c["seeds"] if drift_mark(r)]
+            print(f"{title:15s} {setting(c['chosen'])}: seeds {seeds}: {c['mean']:.3f}{sd}{vs}{todo}")
+    for note in drift_notes(marked):
+        print(note.replace("`", ""))
     print("\nSRNN against VRNN with equal tuning (SRNN - VRNN, mean over seeds):")
     for key, title in MUSIC_NAMES.items():
         found = equal_tuning(runs, key)

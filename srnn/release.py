@@ -286,8 +286,8 @@ def _version(root: Path) -> str:
 
 
 def _readme(version: str, commit: str, date: str, models: dict[str, Released]) -> str:
-    lines = "\n".join(f"- `{m.name}`: `weights/{m.exact.name}` (the run `{m.run}`; card: "
-                      f"`source/data/pretrained/{m.name}.md`)" for m in models.values()) or "- (none yet)"
+    lines = "\n".join(f"  - `{m.name}`: `weights/{m.exact.name}` (the run `{m.run}`; card: "
+                      f"`source/data/pretrained/{m.name}.md`)" for m in models.values()) or "  - (none yet)"
     return f"""# srnn {version}
 
 A reproduction of "Sequential Neural Models with Stochastic Layers" (Fraccaro et al., NIPS 2016)
@@ -297,7 +297,8 @@ in PyTorch, released {date} from commit {commit}.
   8-bit models and their cards (`source/data/pretrained/`). Its README says how to install it.
 - `weights/`: the exact float32 weights of the released models, which give their records'
   test bounds exactly. Copy them into `~/.cache/srnn` (or `$SRNN_CACHE`) and
-  `load_pretrained(NAME)` and `srnn ... --pretrained NAME` use them:
+  `load_pretrained(NAME)` and `srnn ... --pretrained NAME` use them;
+  `srnn evaluate --pretrained NAME music` prints the record's test bound beside the one it computes:
 {lines}
 - `book/`: the executed book, as HTML (open `book/index.html`).
 - `CITATION.cff`, `.zenodo.json`: how to cite it, and the archive's metadata.

@@ -86,13 +86,20 @@ def test_command_errors_are_one_line(argv, message, capsys):
     assert stop.value.code == 2 and message in err and err.count("\n") == 1
 
 
-def test_evaluate_gives_a_released_models_record_computation_and_its_number(capsys):
-    from srnn.pretrained import released
+def test_evaluate_gives_a_released_models_record_computation_and_its_number(tmp_path, monkeypatch, capsys):
+    from srnn.pretrained import exact_available, released
     model = released()["jsb"]
+    if exact_available(model):                                # the float32 copy: the record, digit for digit
+        assert cli.main(["evaluate", "--pretrained", "jsb", "music"]) == 0
+        assert f"float32 copy: the record says {model.record_test:.6f} (the same to the last digit)" in \
+            capsys.readouterr().out
+    monkeypatch.setenv("SRNN_CACHE", str(tmp_path))           # the package's 8-bit copy: the card's gap
     assert cli.main(["evaluate", "--pretrained", "jsb", "music"]) == 0       # its own data set, seed and paths
     out = capsys.readouterr().out
+    gap = model.shipped_test - model.record_test
     assert f"{model.paths} sample path(s), seed {model.seed}" in out
-    assert f"the record says {model.record_test:.4f}, the shipped 8-bit copy {model.shipped_test:.4f}" in out
+    assert f"8-bit copy: the record says {model.record_test:.6f} (this copy {gap:+.6f} from it); the shipped " \
+           f"8-bit copy {model.shipped_test:.6f}" in out
 
 
 def test_generate_replaces_an_earlier_commands_folder_whole(tmp_path, capsys):

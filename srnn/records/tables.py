@@ -23,8 +23,8 @@ import statistics
 from ..config import BASELINE_PRESETS, Config, preset
 from ..datasets.speech_corpora import full_corpus
 from . import grid
-from .replay import drift_mark, drift_notes
 from .paper import MUSIC_NAMES, PAPER_MUSIC, PAPER_SPEECH, PAPER_SPEECH_BASELINES
+from .replay import drift_mark, drift_notes
 from .store import run_name
 
 # The paper's settings: SRNN's presets of Tables 1 and 2, and the baselines sized to match them.

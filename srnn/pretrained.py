@@ -1,8 +1,9 @@
 """Trained models to load without training: for each music set, the SRNN and the VRNN that
-the search protocol of :mod:`srnn.records.grid` chose on validation (their paper-seed runs).
+the search protocol of :mod:`srnn.records.grid` chose on validation (their paper-seed runs),
+and the RNN with the paper's settings (a full nat per step behind, it is not searched).
 
     from srnn.pretrained import load_pretrained
-    model = load_pretrained("jsb")                 # SRNN on JSB Chorales; "jsb-vrnn": VRNN
+    model = load_pretrained("jsb")                 # SRNN on JSB Chorales; "jsb-vrnn": VRNN; "jsb-rnn": RNN
     rolls = model.generate(64, batch_size=4)       # (4, 64, 88) piano rolls
 
 Every model comes in two copies, listed with their sha256 in ``data/pretrained/models.json``
@@ -68,7 +69,7 @@ class Released:
 
 
 def release_name(dataset: str, variant: str) -> str:
-    """The name a released model loads by: the set for SRNN, '<set>-vrnn' for VRNN."""
+    """The name a released model loads by: the set for SRNN, '<set>-vrnn' for VRNN, '<set>-rnn' for the RNN."""
     return dataset if variant == "smooth+Resq" else f"{dataset}-{variant.lower()}"
 
 

@@ -40,7 +40,8 @@ from .publish import STAMP, git
 from .records import grid
 from .records.model_comparison import MODEL_TITLES
 from .records.paper import MUSIC_NAMES
-from .records.store import load_runs
+from .records.store import load_runs, run_name
+from .records.tables import main_run
 from .records.tables import setting as setting_words
 from .training.checkpoint import check_identity, load_checkpoint
 from .training.evaluate import recorded_elbo
@@ -54,11 +55,19 @@ class ReleaseError(UserError, ValueError):
 
 
 def chosen_run(record: dict, runs: list[dict]) -> str:
-    """The release name of a record that is its set and model's choice; refuses any other."""
+    """The release name of a record that is its set and model's choice; refuses any other.
+    SRNN and VRNN are chosen by the search protocol; the RNN, a full nat per step behind
+    them and never searched, is its set's run with the paper's settings and seed."""
     dataset, variant = record.get("dataset"), record.get("variant")
+    if dataset in grid.SETS and variant == "RNN":
+        main = main_run(runs, dataset, variant="RNN")
+        if main is None or main["id"] != record["id"] or record["seed"] != grid.GRID_SEED:
+            raise ReleaseError(f"{record['id']} is not the RNN released for {dataset}: the RNN keeps the paper's "
+                               f"settings and seed (the run {run_name('music', dataset, 'npz', 'RNN')})")
+        return release_name(dataset, variant)
     if dataset not in grid.SETS or variant not in grid.MODELS:
         raise ReleaseError(f"{record['id']} is not a run of the search protocol (a music set's SRNN or VRNN on the "
-                           f"authors' arrays): only the protocol's choices are released")
+                           f"authors' arrays) nor a set's RNN: only the protocol's choices are released")
     found = grid.search(runs, dataset, variant)
     if not found["complete"]:
         missing = [grid.command(dataset, variant, s) for s, r in found["points"].items() if r is None]
@@ -140,7 +149,17 @@ def card(model: Released, record: dict) -> str:
     """The model card of a released model, from its entry and its committed record."""
     title = f"{MODEL_TITLES[model.variant]} on {MUSIC_NAMES[model.dataset]}"
     test = record["test"]
-    paths = "one sample path" if model.paths == 1 else f"the mean over {model.paths} sample paths"
+    if model.variant == "RNN":                 # no latent state: the bound is the exact log-likelihood
+        how = "is the RNN's exact log-likelihood: no sample is drawn"
+        chosen = (f"The RNN is not searched: a full nat per step behind SRNN\nand VRNN with the paper's "
+                  f"settings, it keeps them, with the paper's seed {record['seed']}.")
+    else:
+        paths = "one sample path" if model.paths == 1 else f"the mean over {model.paths} sample paths"
+        how = f"is {paths}, drawn after seeding with {model.seed}, as the record computed it"
+        words = setting_words(record) or "the paper's settings"
+        chosen = (f"Its setting is the one the search protocol\n(`srnn/records/grid.py`) chose on the validation "
+                  f"bound among the same four settings tried for\nevery set and model: {words}, with the paper's "
+                  f"seed {record['seed']}.")
     se = f" ± {test['elbo_per_step_seq_se']:.4f}" if "elbo_per_step_seq_se" in test else ""
     iwae = (f"{test['iwae_per_step_seq']:.4f} (K = {test['iwae_samples']})" if "iwae_per_step_seq" in test
             else "not computed")
@@ -153,14 +172,12 @@ def card(model: Released, record: dict) -> str:
 
 {title}, as this project trained it: the committed run `results/music/{model.run}/`
 (its `run.json` holds every number below) at its best validation epoch
-({record['best_epoch']} of {record['epochs']}). Its setting is the one the search protocol
-(`srnn/records/grid.py`) chose on the validation bound among the same four settings tried for
-every set and model: {setting_words(record) or "the paper's settings"}, with the paper's seed {record['seed']}.
+({record['best_epoch']} of {record['epochs']}). {chosen}
 
 ## Numbers
 
 Test bounds per time step, the mean over the {test['sequences']} test pieces, in nats (the ELBO
-is {paths}, drawn after seeding with {model.seed}, as the record computed it):
+{how}):
 
 | copy | size | test ELBO per step | IWAE per step |
 |---|---|---|---|

@@ -39,9 +39,20 @@ def test_only_the_protocols_choice_is_released():
         release.chosen_run(runs[1], runs)
     with pytest.raises(release.ReleaseError, match="not complete.*--name batch8 --set batch_size=8"):
         release.chosen_run(runs[3], [r for r in runs if r is not runs[1]])
-    other = {**runs[3], "config": preset("music", d_dim=8).to_dict(), "variant": "RNN"}
+    other = {**runs[3], "config": preset("vrnn_music", vrnn_prior="standard").to_dict(), "variant": "VRNN-I"}
     with pytest.raises(release.ReleaseError, match="not a run of the search protocol"):
         release.chosen_run(other, runs)
+
+
+def test_the_rnn_released_is_its_sets_run_with_the_papers_settings_and_seed():
+    rnn = {**point("jsb", "VRNN", "", -6.0), "id": "jsb-npz-rnn", "variant": "RNN",
+           "config": preset("rnn_music").to_dict()}
+    assert release.chosen_run(rnn, [rnn]) == "jsb-rnn"
+    for wrong in ({**rnn, "config": preset("rnn_music", batch_size=8).to_dict()},     # another setting
+                  {**rnn, "seed": 124, "config": preset("rnn_music", seed=124).to_dict()},  # another seed
+                  {**rnn, "id": "jsb-npz-rnn-batch8"}):                               # not the set's main run
+        with pytest.raises(release.ReleaseError, match="not the RNN released for jsb: the RNN keeps the paper's"):
+            release.chosen_run(wrong, [wrong])
 
 
 @pytest.fixture(scope="module")

@@ -62,8 +62,9 @@ print(f"speech runs with samples: {[label for label, _ in speech]}")
 # %% [markdown]
 # ## The released models
 #
-# For each music set, the SRNN and the VRNN that the search protocol chose on validation are
-# released with the package (`srnn.pretrained`; each has a model card in `data/pretrained/`).
+# For each music set, the SRNN and the VRNN that the search protocol chose on validation (and
+# the RNN with the paper's settings, once its run's checkpoint is exported) are released with
+# the package (`srnn.pretrained`; each has a model card in `data/pretrained/`).
 # Each draws two new pieces from silence, and continues the opening 16 steps of its set's first
 # test piece twice (the piano rolls' first 16 steps are that piece, the rest the model's). The
 # players play the opening of the first of each. `srnn generate --pretrained NAME` makes the

@@ -75,11 +75,11 @@ released = released_samples(Path(tempfile.mkdtemp()), seed=0)
 glue("released_models", len(released), display=False)
 print(f"released models: {[m['name'] for m in released]}")
 
-# %% tags=["remove-input"] mystnb={"figure": {"caption": "What each released model plays: two new pieces and two continuations of a test piece's opening."}}
-for m in released:
-    rolls = [*np.load(m["folder"] / "new" / "rolls.npz")["rolls"],
-             *np.load(m["folder"] / "continued" / "rolls.npz")["rolls"]]
-    display(piano_rolls(rolls, [f"{m['name']}: {which}" for which in ("new 1", "new 2", "continued 1", "continued 2")]))
+# %% tags=["remove-input"] mystnb={"figure": {"caption": "What each released model plays, one row per model: two new pieces and two continuations of its set's first test piece (its first 16 steps are the piece's)."}}
+kinds = ("new 1", "new 2", "continued 1", "continued 2")
+rolls = [roll for m in released for part in ("new", "continued") for roll in np.load(m["folder"] / part / "rolls.npz")["rolls"]]
+if released:
+    display(piano_rolls(rolls, [f"{m['name']}: {which}" for m in released for which in kinds], columns=4))
 
 # %% tags=["remove-input"]
 for m in released:

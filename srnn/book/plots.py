@@ -143,12 +143,17 @@ def optimizer_regime(runs: dict[str, dict]):
     return fig
 
 
-def piano_rolls(rolls: Sequence[np.ndarray], titles: Sequence[str]):
-    """(T, 88) rolls side by side: time to the right, MIDI note up, active keys dark."""
+def piano_rolls(rolls: Sequence[np.ndarray], titles: Sequence[str], columns: int | None = None):
+    """(T, 88) rolls side by side (in rows of ``columns``, all in one row by default): time to
+    the right, MIDI note up, active keys dark."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(rolls), figsize=(4.2 * len(rolls), 3.2), squeeze=False)
-    for ax, roll, title in zip(axes[0], rolls, titles):
+    columns = columns or len(rolls)
+    rows = -(-len(rolls) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
+    for ax in axes.flat[len(rolls):]:
+        ax.axis("off")
+    for ax, roll, title in zip(axes.flat, rolls, titles):
         roll = np.asarray(roll)
         ax.imshow(roll.T, origin="lower", aspect="auto", cmap="Greys", interpolation="nearest",
                   extent=(0, len(roll), LOWEST_NOTE - 0.5, LOWEST_NOTE + roll.shape[1] - 0.5))

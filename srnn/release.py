@@ -4,7 +4,8 @@
     python -m srnn.release archive                                         # dist/srnn-<version>.tar.gz
 
 ``export`` takes a run of the search protocol's choice (:mod:`srnn.records.grid`: the grid
-complete for that set and model, the run being the chosen setting's paper-seed run) and its
+complete for that set and model, the run being the chosen setting's paper-seed run), or a
+set's RNN run with the paper's settings and seed (the RNN is not searched), and its
 committed record, checks that ``best.pt`` is that record's model, and writes the shipped
 8-bit copy and the model card into ``data/pretrained/``, the exact float32 copy into the
 cache, and the model's entry into ``data/pretrained/models.json``. Before it writes

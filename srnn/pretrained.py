@@ -1,6 +1,6 @@
 """Trained models to load without training: for each music set, the SRNN and the VRNN that
 the search protocol of :mod:`srnn.records.grid` chose on validation (their paper-seed runs),
-and the RNN with the paper's settings (a full nat per step behind, it is not searched).
+and the RNN with the paper's settings (well behind both, it is not searched).
 
     from srnn.pretrained import load_pretrained
     model = load_pretrained("jsb")                 # SRNN on JSB Chorales; "jsb-vrnn": VRNN; "jsb-rnn": RNN

@@ -57,8 +57,8 @@ class ReleaseError(UserError, ValueError):
 
 def chosen_run(record: dict, runs: list[dict]) -> str:
     """The release name of a record that is its set and model's choice; refuses any other.
-    SRNN and VRNN are chosen by the search protocol; the RNN, a full nat per step behind
-    them and never searched, is its set's run with the paper's settings and seed."""
+    SRNN and VRNN are chosen by the search protocol; the RNN, well behind both and never
+    searched, is its set's run with the paper's settings and seed."""
     dataset, variant = record.get("dataset"), record.get("variant")
     if dataset in grid.SETS and variant == "RNN":
         main = main_run(runs, dataset, variant="RNN")
@@ -152,8 +152,8 @@ def card(model: Released, record: dict) -> str:
     test = record["test"]
     if model.variant == "RNN":                 # no latent state: the bound is the exact log-likelihood
         how = "is the RNN's exact log-likelihood: no sample is drawn"
-        chosen = (f"The RNN is not searched: a full nat per step behind SRNN\nand VRNN with the paper's "
-                  f"settings, it keeps them, with the paper's seed {record['seed']}.")
+        chosen = (f"The RNN is not searched: it keeps the paper's settings\nand seed ({record['seed']}), "
+                  f"well behind SRNN and VRNN on every set.")
     else:
         paths = "one sample path" if model.paths == 1 else f"the mean over {model.paths} sample paths"
         how = f"is {paths}, drawn after seeding with {model.seed}, as the record computed it"

@@ -9,9 +9,9 @@ for both latent-variable models, written down before its runs and then run to th
 3. The chosen setting is trained again with seeds 124 and 125; the set's number is the mean
    over the three seeds.
 
-The RNN, a full nat per step behind, keeps its runs with the paper's settings. Settings
-tried before this protocol was written down (on the sets where SRNN first fell short of the
-paper) stay in the records and on the Results page, but are not candidates.
+The RNN, well behind both on every set at the paper's settings, keeps its runs with those
+settings. Settings tried before this protocol was written down (on the sets where SRNN first
+fell short of the paper) stay in the records and on the Results page, but are not candidates.
 
     python -m srnn.records.grid                 # the grid's commands, then the chosen settings' seeds
     python -m srnn.records.grid --missing       # only the runs without a record in results/

@@ -42,6 +42,8 @@ def test_the_fixture_book_passes(site):
     ('<caption><span class="caption-text">A table.</span></caption>', "", "a table without a caption (#tab-one)"),
     ("</article>", '<div class="cell_output"><img src="_images/plot.png"></div></article>',
      "an image without a caption (_images/plot.png)"),
+    ("</article>", '<figure><img src="_images/plot.png"><figcaption><p>A plot.<a href="#top">#</a></p>'
+     "</figcaption></figure></article>", "2 figures or tables share the caption 'A plot.'"),
 ])
 def test_each_defect_fails_the_check(site, old, new, problem):
     spoil(site, old, new)

@@ -1,7 +1,9 @@
 """The page helpers that turn records into the book's tables and lines: the training page's
 test bounds, the Results page's count of missing numbers and provenance, the epsilon-regime
 runs of the first-protocol page, empty tables, and the model sizes."""
-from srnn.book.plots import markdown_table
+import numpy as np
+
+from srnn.book.plots import markdown_table, piano_roll_rows
 from srnn.config import preset
 from srnn.records import report
 from srnn.records.paper import PAPER_MUSIC, PAPER_SPEECH
@@ -75,6 +77,14 @@ def test_an_empty_table_says_so_in_one_row():
     table = markdown_table(["a", "b", "c"], [], caption="C", name="t", empty="nothing yet").data
     assert table.splitlines()[-2] == "| nothing yet | - | - |"
     assert "| 1 | 2 | 3 |" in markdown_table(["a", "b", "c"], [(1, 2, 3)], caption="C", name="t").data
+
+
+def test_rolls_of_several_runs_make_one_figure_a_row_each():
+    roll = np.zeros((8, 88))
+    fig = piano_roll_rows([([roll] * 3, ["a1", "a2", "a3"]), ([roll], ["b1"])])
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["a1", "a2", "a3", "b1", "", ""]
+    assert [ax.axison for ax in fig.axes] == [True] * 4 + [False] * 2
 
 
 def test_model_sizes_count_the_weights_without_drawing_them():

@@ -44,7 +44,7 @@ import numpy as np
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from srnn.book.pages import ran_on, run_groups
+from srnn.book.pages import FIRST_GROUP, ran_on, run_groups
 from srnn.book.plots import kl_per_dimension, markdown_table, validation_curves
 from srnn.config import Config, preset
 
@@ -55,6 +55,13 @@ def describe(cfg):
     epochs = f"{cfg.kl_epochs} epoch" + "s" * (cfg.kl_epochs != 1)
     ramp = f"over {epochs}" if cfg.kl_schedule == "linear_epochs" else f"+{cfg.kl_increment:g} per update"
     return f"beta {cfg.kl_start:g} -> 1, {ramp}"
+
+
+def curves(group):
+    """The validation bound and KL of one group of runs, with the devices they trained on."""
+    if runs := groups.get(group):
+        where = ", ".join(sorted({ran_on(r) for r in runs.values()}))
+        display(validation_curves(runs, ["elbo_per_step", "kl_per_step"], f"{group} runs ({where})"))
 
 
 configs = {label: preset(preset_name, **overrides, **fields) for label, _, fields in schedules}
@@ -78,11 +85,14 @@ for note in notes:
 # GPU, so a run of the same label on the Results page, made on another device, reads
 # another number.
 
-# %% mystnb={"figure": {"caption": "Validation bound (left) and KL term (right) per step for each schedule."}}
-for group, runs in groups.items():
-    if runs:
-        where = ", ".join(sorted({ran_on(r) for r in runs.values()}))
-        display(validation_curves(runs, ["elbo_per_step", "kl_per_step"], f"{group} runs ({where})"))
+# %% mystnb={"figure": {"caption": "Validation bound (left) and KL term (right) per step for each schedule: the committed runs of the original code's protocol."}}
+curves("committed")
+
+# %% mystnb={"figure": {"caption": "Validation bound (left) and KL term (right) per step for each schedule: the committed runs of this project's first protocol, shown while some schedule has no run of the original code's protocol."}}
+curves(FIRST_GROUP)
+
+# %% mystnb={"figure": {"caption": "Validation bound (left) and KL term (right) per step for each schedule: the runs this build trained itself (a smoke build: tiny models, a few epochs)."}}
+curves(profile)
 
 # %% [markdown]
 # ## Which latent dimensions are used

@@ -40,7 +40,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from srnn.book.pages import COMMITTED, committed_models, sample_minutes, train_run
-from srnn.book.plots import markdown_table, piano_rolls, play, validation_by_group
+from srnn.book.plots import markdown_table, piano_roll_rows, play, validation_by_group
 from srnn.records import model_comparison, report
 from srnn.records.store import load_runs
 
@@ -132,10 +132,11 @@ if music:
     display(validation_by_group({title: model_comparison.labelled(r) for title, r in music.items()}, "elbo_per_step",
                                 "validation bound", first_epoch=10))
 
-# %% mystnb={"figure": {"caption": "The first piano roll sampled from each model trained on each music set."}}
-for title, records in music.items():
-    if rolls := model_comparison.first_rolls(records):
-        display(piano_rolls(list(rolls.values()), [f"{title}: {model}" for model in rolls]))
+# %% mystnb={"figure": {"caption": "The first piano roll sampled from each model, a row per music set."}}
+rows = [(list(rolls.values()), [f"{title}: {model}" for model in rolls])
+        for title, records in music.items() if (rolls := model_comparison.first_rolls(records))]
+if rows:
+    display(piano_roll_rows(rows))
 
 # %% tags=["remove-input"]
 for title, records in list(music.items())[:1]:

@@ -33,7 +33,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from srnn.book.pages import batch_record, committed_record, ran_on, released_samples
-from srnn.book.plots import piano_rolls, play, waveforms
+from srnn.book.plots import piano_roll_rows, piano_rolls, play, waveforms
 from srnn.records.model_comparison import MODEL_TITLES
 from srnn.records.paper import MUSIC_NAMES
 from srnn.records.store import run_name
@@ -94,12 +94,14 @@ for m in released:
 # first one played by the simple synthesizer of `srnn.datasets.midi`. The samples start from a
 # zero state and a silent first input, so the first steps show the model settling.
 
-# %% tags=["remove-input"] mystnb={"figure": {"caption": "Piano rolls sampled from SRNN trained on each music set."}}
+# %% tags=["remove-input"] mystnb={"figure": {"caption": "Piano rolls sampled from SRNN, a row per run: its music set, profile and machine."}}
+rows = []
 for label, record in music:
-    stored = np.load(Path(record["path"]) / "samples" / "rolls.npz")
-    rolls = stored["rolls"][:pieces]
+    rolls = np.load(Path(record["path"]) / "samples" / "rolls.npz")["rolls"][:pieces]
     glue(f"notes_per_step_{record['id']}_{record['profile']}", float(rolls.sum(-1).mean()), display=False)
-    display(piano_rolls(list(rolls), [f"{label}: sample {i + 1}" for i in range(len(rolls))]))
+    rows.append((list(rolls), [f"{label}: sample {i + 1}" for i in range(len(rolls))]))
+if rows:
+    display(piano_roll_rows(rows))
 
 # %% tags=["remove-input"]
 for label, record in music:

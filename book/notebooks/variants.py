@@ -49,6 +49,16 @@ for dataset in datasets:
     for note in notes:
         display(Markdown(note))
 
+
+def by_set(group):
+    """One group's validation curves from epoch 10 on, a panel per data set, with their devices."""
+    runs = {title: groups[dataset][group] for dataset, title in datasets.items() if groups[dataset].get(group)}
+    if runs:
+        where = ", ".join(sorted({ran_on(r) for g in runs.values() for r in g.values()}))
+        display(validation_by_group(runs, "elbo_per_step", f"{group} runs ({where})", first_epoch=10))
+    elif group == "committed":
+        print("no committed run of any variant yet")
+
 # %% [markdown]
 # ## Validation bound during training
 #
@@ -56,16 +66,11 @@ for dataset in datasets:
 # variant has been run with the original code's protocol, a second figure shows the runs
 # of this project's first protocol, and a `smoke` build adds its own runs in a last one.
 
-# %% mystnb={"figure": {"caption": "Validation ELBO per step of the four inference networks from epoch 10 on, committed runs (paper settings), with the original code's protocol and, where not all variants have such a run yet, with this project's first protocol."}}
-shown = False
-for group in ("committed", FIRST_GROUP):
-    runs = {title: groups[dataset][group] for dataset, title in datasets.items() if groups[dataset].get(group)}
-    if runs:
-        where = ", ".join(sorted({ran_on(r) for g in runs.values() for r in g.values()}))
-        display(validation_by_group(runs, "elbo_per_step", f"{group} runs ({where})", first_epoch=10))
-        shown = True
-if not shown:
-    print("no committed run of any variant yet")
+# %% mystnb={"figure": {"caption": "Validation ELBO per step of the four inference networks from epoch 10 on: committed runs (paper settings) of the original code's protocol."}}
+by_set("committed")
+
+# %% mystnb={"figure": {"caption": "Validation ELBO per step of the four inference networks from epoch 10 on: committed runs (paper settings) of this project's first protocol, shown while some variant has no run of the original code's protocol."}}
+by_set(FIRST_GROUP)
 
 # %% mystnb={"figure": {"caption": "Validation ELBO per step of the variants that this batch trained itself (a smoke build: tiny models, a few epochs)."}}
 fresh = {title: groups[dataset][profile] for dataset, title in datasets.items()

@@ -3,7 +3,8 @@
 A page fails when its text names the project's tracker (the word issue and a number: readers cannot see
 it, so a page gives the reason instead), when it links to a local file or anchor that the
 build does not hold, or when its article shows a figure (an image) or a table without a
-caption. Sphinx's own pages (search, index of terms) are not checked.
+caption, or two with the same caption (a reader cannot tell them apart: one figure with a
+panel each, or a caption each). Sphinx's own pages (search, index of terms) are not checked.
 
     python -m srnn.book.check book/_build/html
 """
@@ -30,7 +31,8 @@ class _Page(HTMLParser):
         self.article = 0            # depth inside <article>
         self.figures = []           # open <figure>s: has it a <figcaption> yet?
         self.tables = []            # open <table>s: [has a <caption>, its id]
-        self.images = 0             # images outside any captioned figure
+        self.captions = []          # the text of each caption in the article, in order
+        self.caption = None         # the text of the caption being read, if any
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
@@ -51,10 +53,12 @@ class _Page(HTMLParser):
             self.figures.append(False)
         elif tag == "figcaption" and self.figures:
             self.figures[-1] = True
+            self.caption = []
         elif tag == "table":
             self.tables.append([False, attrs.get("id", "")])
         elif tag == "caption" and self.tables:
             self.tables[-1][0] = True
+            self.caption = []
         elif tag == "img" and not self.figures:
             self.problems.append(f"an image without a caption ({attrs.get('src', '?')})")
 
@@ -63,6 +67,9 @@ class _Page(HTMLParser):
             self.skip -= 1
         elif tag == "article" and self.article:
             self.article -= 1
+        elif tag in ("figcaption", "caption") and self.caption is not None:
+            self.captions.append(" ".join("".join(self.caption).split()).rstrip("#").strip())
+            self.caption = None
         elif tag == "figure" and self.article and self.figures:
             if not self.figures.pop():
                 self.problems.append("a figure without a caption")
@@ -74,6 +81,8 @@ class _Page(HTMLParser):
     def handle_data(self, data):
         if not self.skip:
             self.text.append(data)
+            if self.caption is not None:
+                self.caption.append(data)
 
 
 def read_page(path: Path) -> _Page:
@@ -113,6 +122,8 @@ def check_book(html: str | Path) -> list[str]:
                 if unquote(parts.fragment) not in anchors:
                     problems.append(f"{name}: a link to a missing anchor {link}")
         problems += [f"{name}: {problem}" for problem in page.problems]
+        problems += [f"{name}: {page.captions.count(c)} figures or tables share the caption '{c}'"
+                     for c in dict.fromkeys(page.captions) if page.captions.count(c) > 1]
     return problems
 
 
@@ -123,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in problems:
         print(line, file=sys.stderr)
     print(f"{html}: {len(problems)} problem(s)" if problems else f"{html}: every page passed the checks "
-          "(no tracker words, no broken local link, every figure and table captioned)")
+          "(no tracker words, no broken local link, every figure and table captioned, no caption twice)")
     return 1 if problems else 0
 
 

@@ -145,7 +145,7 @@ def optimizer_regime(runs: dict[str, dict]):
 
 def piano_rolls(rolls: Sequence[np.ndarray], titles: Sequence[str], columns: int | None = None):
     """(T, 88) rolls side by side (in rows of ``columns``, all in one row by default): time to
-    the right, MIDI note up, active keys dark."""
+    the right, MIDI note up, active keys dark. A roll of ``None`` leaves its panel blank."""
     import matplotlib.pyplot as plt
 
     columns = columns or len(rolls)
@@ -154,13 +154,25 @@ def piano_rolls(rolls: Sequence[np.ndarray], titles: Sequence[str], columns: int
     for ax in axes.flat[len(rolls):]:
         ax.axis("off")
     for ax, roll, title in zip(axes.flat, rolls, titles):
+        if roll is None:                # a blank panel, to keep a row's rolls together
+            ax.axis("off")
+            continue
         roll = np.asarray(roll)
         ax.imshow(roll.T, origin="lower", aspect="auto", cmap="Greys", interpolation="nearest",
                   extent=(0, len(roll), LOWEST_NOTE - 0.5, LOWEST_NOTE + roll.shape[1] - 0.5))
-        ax.set(title=title, xlabel="time step", ylabel="MIDI note")
+        ax.set(xlabel="time step", ylabel="MIDI note")
+        ax.set_title(title, fontsize="medium" if len(title) < 40 else "small")
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def piano_roll_rows(rows: Sequence[tuple[Sequence[np.ndarray], Sequence[str]]]):
+    """One figure of rolls, a row per ``(rolls, titles)``; a shorter row ends in blank panels."""
+    columns = max(len(rolls) for rolls, _ in rows)
+    blank = [(None, "")] * columns
+    panels = [p for rolls, titles in rows for p in [*zip(rolls, titles), *blank[len(rolls):]]]
+    return piano_rolls([p[0] for p in panels], [p[1] for p in panels], columns)
 
 
 def waveforms(signals: Sequence[np.ndarray], titles: Sequence[str], sample_rate: int,

@@ -133,9 +133,7 @@ if music:
                                 "validation bound", first_epoch=10))
 
 # %% mystnb={"figure": {"caption": "The first piano roll sampled from each model, a row per music set."}}
-rows = [(list(rolls.values()), [f"{title}: {model}" for model in rolls])
-        for title, records in music.items() if (rolls := model_comparison.first_rolls(records))]
-if rows:
+if rows := model_comparison.first_roll_rows(music):
     display(piano_roll_rows(rows))
 
 # %% tags=["remove-input"]

@@ -122,6 +122,13 @@ def first_rolls(records: dict[str, dict]) -> dict[str, np.ndarray]:
             for v, r in records.items() if "samples/rolls.npz" in r.get("samples", [])}
 
 
+def first_roll_rows(music: dict[str, dict[str, dict]]) -> list[tuple[list[np.ndarray], list[str]]]:
+    """Per music set (``music``: title -> its models' runs), the first rolls of its models and
+    their panel titles: the rows of :func:`srnn.book.plots.piano_roll_rows`."""
+    return [(list(rolls.values()), [f"{title}: {model}" for model in rolls])
+            for title, records in music.items() if (rolls := first_rolls(records))]
+
+
 def first_samples(records: dict[str, dict]) -> list[tuple[str, str]]:
     """(model and run, path of its first sampled sound) of each model whose run wrote one."""
     return [(f"{MODEL_TITLES[v]} (`{r['id']}`)", f"{r['path']}/samples/sample1.wav")
